@@ -1,0 +1,34 @@
+"""Install ssl_zoo (the framework) and ssl_zoo_methods (the ``methods/`` folder).
+
+``methods/`` is installed under the name ``ssl_zoo_methods`` so that it does not claim
+the generic top-level import name ``methods``.
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="ssl_zoo",
+    version="0.1.0",
+    description="Self-supervised learning framework for images: BYOL, SimCLR, MoCo and more",
+    python_requires=">=3.9",
+    packages=find_packages(include=["ssl_zoo", "ssl_zoo.*"]) + ["ssl_zoo_methods"],
+    package_dir={"ssl_zoo_methods": "methods"},
+    package_data={"ssl_zoo": ["data/builtin/*.zip"]},
+    include_package_data=True,
+    install_requires=[
+        "torch>=2.1,<3",
+        "torchvision>=0.16",
+        "timm>=0.9",
+        "fvcore>=0.1.5",
+        "iopath>=0.1.9",
+        "lightly>=1.5",
+        "tabulate>=0.9",
+        "tqdm>=4.60",
+        "tensorboard>=2.10",
+        "matplotlib>=3.5",
+        "pyyaml>=5.4",
+        "numpy>=1.22",
+        "pillow>=9.0",
+        "safetensors>=0.4",
+    ],
+    extras_require={"test": ["pytest>=7"]},
+)

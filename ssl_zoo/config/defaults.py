@@ -1,0 +1,163 @@
+"""Default values of every framework-level config key, each with a comment.
+
+Method-specific keys (projector sizes, loss temperature, momentum base, ...) are NOT
+here: each method declares its own node in ``add_config`` (see ``methods/byol.py``),
+so adding a method never edits this file.
+
+Values here are framework defaults, not any paper's recipe: the paper recipes live in
+``configs/`` with a citation on every value.
+"""
+from fvcore.common.config import CfgNode as _FvCfgNode
+
+_C = _FvCfgNode()
+_C.VERSION = 1
+# Seed of every random stream (model init, data order, augmentation); <0 = from time.
+_C.SEED = 1337
+# Where checkpoints, metrics.json, TensorBoard events and summaries are written.
+_C.OUTPUT_DIR = "./output"
+# "auto" = cuda if available else cpu.
+_C.DEVICE = "auto"
+# Make cuDNN / CPU kernels deterministic (slower); CPU runs are deterministic anyway.
+_C.CUDNN_BENCHMARK = True
+
+# ---------------------------------------------------------------------------- MODEL
+_C.MODEL = _FvCfgNode()
+# Name of the SSL method in METHOD_REGISTRY (e.g. "BYOL"); its keys live in cfg.<METHOD>.
+_C.MODEL.METHOD = "BYOL"
+# Path / URL of weights to initialise the online backbone from ("" = random init).
+_C.MODEL.WEIGHTS = ""
+# Convert every BatchNorm to a cross-process synchronised one (torch's on CUDA,
+# ssl_zoo's all-reduce implementation on CPU/gloo).
+_C.MODEL.SYNC_BN = False
+# Use torch.channels_last memory format (faster convolutions on GPU tensor cores).
+_C.MODEL.CHANNELS_LAST = False
+
+_C.MODEL.BACKBONE = _FvCfgNode()
+# BACKBONE_REGISTRY name ("resnet50", "resnet18_cifar", ...) or "timm:<model name>".
+_C.MODEL.BACKBONE.NAME = "resnet50"
+# Width multiplier for ResNets (1, 2, 3, 4: BYOL Table 1 wider networks).
+_C.MODEL.BACKBONE.WIDTH = 1
+# Channels of the first stage before the width multiplier (64 in torchvision ResNets).
+_C.MODEL.BACKBONE.BASE_WIDTH = 64
+# Replace the 7x7/2 stem + max-pool by a 3x3/1 stem (for 32 px CIFAR images).
+_C.MODEL.BACKBONE.CIFAR_STEM = False
+# Zero-init the last BN gamma of each residual block (off in BYOL's code).
+_C.MODEL.BACKBONE.ZERO_INIT_RESIDUAL = False
+
+_C.MODEL.BN = _FvCfgNode()
+# PyTorch momentum = 1 - decay. BYOL App. J: decay 0.9 -> momentum 0.1.
+_C.MODEL.BN.MOMENTUM = 0.1
+_C.MODEL.BN.EPS = 1e-5
+
+# ---------------------------------------------------------------------------- INPUT
+_C.INPUT = _FvCfgNode()
+# Name in AUGMENTATION_REGISTRY of the multi-view training preset ("byol", "simclr", ...).
+_C.INPUT.AUG_PRESET = "byol"
+# "pil": per-image torchvision/PIL ops in DataLoader workers (reference);
+# "batched": workers decode + crop to uint8, colour/blur/solarize/flip run batched
+# on the training device with per-sample random parameters (fast).
+_C.INPUT.BACKEND = "batched"
+# Side of the square training crops.
+_C.INPUT.IMAGE_SIZE = 224
+# Per-op overrides of the preset; None = keep the preset's value. Pairs are (view 1, view 2).
+_C.INPUT.AUG = _FvCfgNode()
+_C.INPUT.AUG.CROP_SCALE = None  # (min, max) area fraction of the random resized crop
+_C.INPUT.AUG.CROP_RATIO = None  # (min, max) aspect ratio, sampled log-uniformly
+_C.INPUT.AUG.FLIP_PROB = None  # (p1, p2)
+_C.INPUT.AUG.JITTER_PROB = None  # (p1, p2)
+_C.INPUT.AUG.JITTER_STRENGTH = None  # (brightness, contrast, saturation, hue)
+_C.INPUT.AUG.GRAYSCALE_PROB = None  # (p1, p2)
+_C.INPUT.AUG.BLUR_PROB = None  # (p1, p2)
+_C.INPUT.AUG.BLUR_SIGMA = None  # (min, max)
+_C.INPUT.AUG.SOLARIZE_PROB = None  # (p1, p2)
+# Normalisation after augmentation (ImageNet statistics, BYOL App. B).
+_C.INPUT.MEAN = (0.485, 0.456, 0.406)
+_C.INPUT.STD = (0.229, 0.224, 0.225)
+# Evaluation transform: resize shorter side to EVAL_RESIZE then centre-crop IMAGE_SIZE
+# (256 -> 224 at ImageNet scale; PROTOCOLS.md s.1). 0 = no resize (small images).
+_C.INPUT.EVAL_RESIZE = 256
+
+# ---------------------------------------------------------------------------- DATASETS
+_C.DATASETS = _FvCfgNode()
+# Root under which named datasets are looked up ("" = $SSL_ZOO_DATASETS, else ./datasets).
+_C.DATASETS.ROOT = ""
+# DATASET_REGISTRY name or a path to an ImageFolder directory, for pretraining.
+_C.DATASETS.TRAIN = "imagenet_train"
+# Labeled splits for the kNN monitor: memory bank and queries ("" disables the monitor).
+_C.DATASETS.KNN_TRAIN = ""
+_C.DATASETS.KNN_TEST = ""
+# What to do with an unreadable image: "fail" (raise, naming the file) or "skip" (count, report).
+_C.DATASETS.CORRUPT_POLICY = "fail"
+
+_C.DATALOADER = _FvCfgNode()
+# Worker processes per training process.
+_C.DATALOADER.NUM_WORKERS = 8
+_C.DATALOADER.PIN_MEMORY = True
+# Drop the last incomplete batch of an epoch (keeps per-step batch statistics equal).
+_C.DATALOADER.DROP_LAST = True
+
+# ---------------------------------------------------------------------------- SOLVER
+_C.SOLVER = _FvCfgNode()
+# OPTIMIZER_REGISTRY name: "LARS", "SGD", "AdamW".
+_C.SOLVER.OPTIMIZER = "LARS"
+# Global batch size over all processes (per-process = IMS_PER_BATCH / world size).
+_C.SOLVER.IMS_PER_BATCH = 4096
+# Gradient accumulation: micro-batches per optimizer step; one "iteration" = one step.
+_C.SOLVER.ACCUM_STEPS = 1
+# Learning rate = BASE_LR * scale(IMS_PER_BATCH * ACCUM_STEPS / REFERENCE_BATCH_SIZE).
+_C.SOLVER.BASE_LR = 0.2
+_C.SOLVER.REFERENCE_BATCH_SIZE = 256
+# "linear" (Goyal et al.), "sqrt", or "none".
+_C.SOLVER.LR_SCALING = "linear"
+_C.SOLVER.WEIGHT_DECAY = 1.5e-6
+# Momentum of SGD/LARS (heavy ball).
+_C.SOLVER.MOMENTUM = 0.9
+_C.SOLVER.NESTEROV = False
+# LARS trust coefficient (eta).
+_C.SOLVER.LARS_ETA = 1e-3
+# Exclude biases and normalisation parameters from weight decay (and LARS adaptation).
+_C.SOLVER.EXCLUDE_BIAS_AND_NORM = True
+# AdamW betas.
+_C.SOLVER.BETAS = (0.9, 0.999)
+# Training length in epochs of DATASETS.TRAIN; MAX_ITER > 0 overrides it.
+_C.SOLVER.EPOCHS = 1000
+_C.SOLVER.MAX_ITER = 0
+# LR_SCHEDULER_REGISTRY name: "warmup_cosine" or "warmup_step".
+_C.SOLVER.LR_SCHEDULER = "warmup_cosine"
+# Linear warm-up from 0 (in epochs; WARMUP_ITERS > 0 overrides).
+_C.SOLVER.WARMUP_EPOCHS = 10.0
+_C.SOLVER.WARMUP_ITERS = 0
+# Final lr of the cosine, as a fraction of the peak lr.
+_C.SOLVER.FINAL_LR_FRACTION = 0.0
+# warmup_step: epochs at which the lr is multiplied by GAMMA.
+_C.SOLVER.STEPS = (120, 160)
+_C.SOLVER.GAMMA = 0.1
+# Gradient clipping by global norm (0 = off).
+_C.SOLVER.CLIP_GRAD_NORM = 0.0
+# Save a checkpoint every N iterations (and always at the end).
+_C.SOLVER.CHECKPOINT_PERIOD = 5000
+# Mixed precision.
+_C.SOLVER.AMP = _FvCfgNode()
+_C.SOLVER.AMP.ENABLED = False
+_C.SOLVER.AMP.DTYPE = "bfloat16"  # or "float16" (uses a GradScaler)
+
+# ---------------------------------------------------------------------------- TEST / monitoring
+_C.TEST = _FvCfgNode()
+# Run the kNN monitor every N iterations (0 = only before and after training).
+_C.TEST.KNN_PERIOD = 0
+# Weighted cosine kNN (Wu et al. 2018): neighbours and temperature.
+_C.TEST.KNN_K = (200, 20)
+_C.TEST.KNN_TEMPERATURE = 0.1
+# Batch size of feature extraction for monitors.
+_C.TEST.IMS_PER_BATCH = 256
+
+_C.LOG = _FvCfgNode()
+# Write metrics.json / TensorBoard every N iterations.
+_C.LOG.PERIOD = 20
+_C.LOG.TENSORBOARD = True
+# Progress bar on stdout (tqdm).
+_C.LOG.PROGRESS_BAR = True
+# Log the collapse signal (std of L2-normalised outputs) every N iterations.
+_C.LOG.COLLAPSE_PERIOD = 20
+# Write summary.json and a PNG plot of loss / kNN accuracy at the end of training.
+_C.LOG.SUMMARY = True

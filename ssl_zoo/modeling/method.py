@@ -1,0 +1,72 @@
+"""The contract every SSL method (``methods/<name>.py``) fulfils, and its registry.
+
+A method is an ``nn.Module`` that owns all of its networks (online / target / heads)
+and computes its loss from a list of augmented views::
+
+    @METHOD_REGISTRY.register()
+    class BYOL(SSLMethod):
+        @classmethod
+        def add_config(cls, cfg): ...          # declares cfg.BYOL.* with defaults
+        @classmethod
+        def from_config(cls, cfg) -> dict: ... # constructor kwargs from cfg
+        def forward(self, views, labels=None) -> dict: ...  # {"loss": ..., scalars}
+        def hooks(self) -> list: ...           # e.g. the EMA target update
+
+The trainer never branches on the method's name: everything method-specific is
+declared here (config keys, hooks) or returned by ``forward``.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+import torch
+from torch import nn
+
+from ssl_zoo.utils.registry import Registry
+
+METHOD_REGISTRY = Registry("METHOD")
+METHOD_REGISTRY.__doc__ = "SSL methods: classes deriving from SSLMethod, registered by their class name."
+
+
+class SSLMethod(nn.Module):
+    """Base class of SSL methods.
+
+    Attributes:
+        backbone: the online encoder whose representation is evaluated (kNN, linear,
+            export); maps images ``[B, 3, H, W]`` to features ``[B, D]``.
+    """
+
+    backbone: nn.Module
+
+    @classmethod
+    def add_config(cls, cfg) -> None:
+        """Declare this method's own config node (e.g. ``cfg.BYOL``) with commented defaults."""
+
+    @classmethod
+    def from_config(cls, cfg) -> dict:
+        """Constructor keyword arguments read from ``cfg``."""
+        raise NotImplementedError
+
+    def forward(self, views: List[torch.Tensor], labels: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+        """Compute the training loss.
+
+        Args:
+            views: augmented, normalised views, each ``[B, 3, H, W]`` (same images, same order).
+            labels: ``[B]`` class labels when the dataset has them (only for
+                monitoring heads trained on detached features), else None.
+
+        Returns:
+            dict with ``"loss"`` (scalar to back-propagate) and other 0-dim tensors to log.
+            The optional key ``"embedding"`` (``[B, d]``, detached) feeds the collapse monitor.
+        """
+        raise NotImplementedError
+
+    def hooks(self) -> list:
+        """Training hooks this method needs (``ssl_zoo.engine.hooks.HookBase`` instances)."""
+        return []
+
+
+def build_method(cfg) -> SSLMethod:
+    """Instantiate ``cfg.MODEL.METHOD`` from the registry."""
+    cls = METHOD_REGISTRY.get(cfg.MODEL.METHOD)
+    return cls(**cls.from_config(cfg))
