@@ -3,3 +3,4 @@
 Importing this package registers every method in ``ssl_zoo.modeling.method.METHOD_REGISTRY``.
 Adding a method = one module here + one import line below + configs + tests.
 """
+from . import byol  # noqa: F401  (registers BYOL)

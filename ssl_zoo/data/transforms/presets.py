@@ -1,0 +1,302 @@
+"""Multi-view augmentation recipes as data: one ``ViewSpec`` per view.
+
+A preset is a small function ``(image_size) -> list[ViewSpec]`` registered in
+``AUGMENTATION_REGISTRY``. Both execution paths read the same specs:
+
+* ``pil.MultiViewPILTransform``: torchvision/PIL ops per image (the reference);
+* ``batched.BatchedMultiViewAugment``: vectorised ops on a whole batch with
+  per-sample random parameters (the fast path).
+
+Ablations (BYOL Sec. 5 / App. F, PROTOCOLS.md s.7: "no grayscale", "crop only", ...)
+are config overrides of a preset (``INPUT.AUG.*`` -> ``get_view_specs(overrides=...)``),
+not new code.
+
+Examples:
+    >>> specs = get_view_specs("byol", 224, {"SOLARIZE_PROB": (0.0, 0.0)})
+    >>> [s.blur_prob for s in specs]
+    [1.0, 0.1]
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from ssl_zoo.utils.registry import Registry
+
+__all__ = [
+    "ViewSpec",
+    "AUGMENTATION_REGISTRY",
+    "get_view_specs",
+    "view_specs_from_cfg",
+    "blur_kernel_size",
+]
+
+AUGMENTATION_REGISTRY = Registry("AUGMENTATION")
+AUGMENTATION_REGISTRY.__doc__ = "Multi-view augmentation presets: fn(image_size: int) -> list[ViewSpec]."
+
+_INTERPOLATIONS = ("bilinear", "bicubic")
+
+
+def blur_kernel_size(image_size: int, fraction: float) -> int:
+    """Odd Gaussian-blur kernel side covering ``fraction`` of the image side.
+
+    SimCLR/BYOL use ~10% of the side: ``int(0.1 * 224) = 22`` -> 23 (PROTOCOLS.md s.1),
+    ``int(0.1 * 32) = 3`` at CIFAR scale. At least 3 so that a blur is a blur.
+    """
+    k = int(fraction * image_size)
+    if k % 2 == 0:
+        k += 1
+    return max(k, 3)
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """Augmentation parameters of one view (applied in the order of the fields, BYOL App. B).
+
+    Order: random resized crop, horizontal flip, colour jitter (4 ops, random order per
+    image, clip after each), grayscale, Gaussian blur, solarize, then normalisation.
+
+    Attributes:
+        size: side of the square output crop (pixels).
+        crop_scale: (min, max) fraction of the image area covered by the crop.
+        crop_ratio: (min, max) aspect ratio w/h, sampled log-uniformly.
+        flip_prob: probability of a horizontal flip.
+        jitter_prob: probability of applying colour jitter (all four ops together).
+        brightness, contrast, saturation: factors ~ U[max(0, 1-s), 1+s] (torchvision
+            ``ColorJitter``); 0 disables the op.
+        hue: hue shift ~ U[-hue, hue] in turns (<= 0.5); 0 disables it.
+        grayscale_prob: probability of luma grayscale (0.2989 R + 0.587 G + 0.114 B).
+        blur_prob: probability of a Gaussian blur.
+        blur_sigma: (min, max) of sigma ~ U, in output pixels.
+        blur_kernel_fraction: kernel side as a fraction of ``size`` (made odd).
+        solarize_prob: probability of x -> 1 - x where x >= 0.5.
+        interpolation: "bicubic" or "bilinear" resize of the crop.
+    """
+
+    size: int = 224
+    crop_scale: Tuple[float, float] = (0.08, 1.0)
+    crop_ratio: Tuple[float, float] = (3.0 / 4.0, 4.0 / 3.0)
+    flip_prob: float = 0.5
+    jitter_prob: float = 0.8
+    brightness: float = 0.4
+    contrast: float = 0.4
+    saturation: float = 0.2
+    hue: float = 0.1
+    grayscale_prob: float = 0.2
+    blur_prob: float = 0.0
+    blur_sigma: Tuple[float, float] = (0.1, 2.0)
+    blur_kernel_fraction: float = 0.1
+    solarize_prob: float = 0.0
+    interpolation: str = "bicubic"
+
+    def __post_init__(self) -> None:
+        # Coerce sequences (YAML lists) to tuples so specs stay hashable and comparable.
+        for name in ("crop_scale", "crop_ratio", "blur_sigma"):
+            value = tuple(float(v) for v in getattr(self, name))
+            if len(value) != 2 or value[0] > value[1] or value[0] <= 0:
+                raise ValueError(f"ViewSpec.{name} must be (min, max) with 0 < min <= max, got {value}")
+            object.__setattr__(self, name, value)
+        for name in ("flip_prob", "jitter_prob", "grayscale_prob", "blur_prob", "solarize_prob"):
+            p = float(getattr(self, name))
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"ViewSpec.{name} must be a probability, got {p}")
+            object.__setattr__(self, name, p)
+        for name in ("brightness", "contrast", "saturation", "hue"):
+            s = float(getattr(self, name))
+            if s < 0:
+                raise ValueError(f"ViewSpec.{name} must be >= 0, got {s}")
+            object.__setattr__(self, name, s)
+        if self.hue > 0.5:
+            raise ValueError(f"ViewSpec.hue must be <= 0.5, got {self.hue}")
+        if self.crop_scale[1] > 1.0:
+            raise ValueError(f"ViewSpec.crop_scale max must be <= 1, got {self.crop_scale}")
+        if self.interpolation not in _INTERPOLATIONS:
+            raise ValueError(f"ViewSpec.interpolation must be one of {_INTERPOLATIONS}, got {self.interpolation!r}")
+
+    @property
+    def blur_kernel_size(self) -> int:
+        """Odd kernel side: 23 at 224 px, 3 at 32 px."""
+        return blur_kernel_size(self.size, self.blur_kernel_fraction)
+
+    def jitter_ranges(self) -> Dict[str, Optional[Tuple[float, float]]]:
+        """torchvision ``ColorJitter`` ranges; None for a disabled op."""
+        def factor_range(s: float) -> Optional[Tuple[float, float]]:
+            return (max(0.0, 1.0 - s), 1.0 + s) if s > 0 else None
+
+        return {
+            "brightness": factor_range(self.brightness),
+            "contrast": factor_range(self.contrast),
+            "saturation": factor_range(self.saturation),
+            "hue": (-self.hue, self.hue) if self.hue > 0 else None,
+        }
+
+
+# ---------------------------------------------------------------------------- presets
+
+
+@AUGMENTATION_REGISTRY.register()
+def byol(image_size: int = 224) -> List[ViewSpec]:
+    """BYOL views T and T' (Grill et al. 2020, App. B Table 6; PROTOCOLS.md s.1).
+
+    Identical except blur p 1.0 / 0.1 and solarize p 0.0 / 0.2. Crop U[0.08, 1] area,
+    log-uniform ratio [3/4, 4/3], bicubic; jitter (0.4, 0.4, 0.2, 0.1) with p 0.8;
+    grayscale 0.2; blur sigma U[0.1, 2] with a 23 px kernel at 224.
+    """
+    common = dict(
+        size=image_size, crop_scale=(0.08, 1.0), crop_ratio=(3 / 4, 4 / 3), flip_prob=0.5,
+        jitter_prob=0.8, brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1,
+        grayscale_prob=0.2, blur_sigma=(0.1, 2.0), blur_kernel_fraction=0.1, interpolation="bicubic",
+    )
+    return [ViewSpec(blur_prob=1.0, solarize_prob=0.0, **common),
+            ViewSpec(blur_prob=0.1, solarize_prob=0.2, **common)]
+
+
+@AUGMENTATION_REGISTRY.register()
+def byol_cifar(image_size: int = 32) -> List[ViewSpec]:
+    """BYOL at CIFAR scale: the ``byol`` views WITHOUT Gaussian blur (p 0 / 0).
+
+    Common practice at 32 px (e.g. solo-learn's CIFAR BYOL recipe; PROTOCOLS.md s.1 last
+    line): a 3x3 blur destroys most of a 32 px image. Solarize stays 0.0 / 0.2.
+    """
+    return [dataclasses.replace(s, blur_prob=0.0) for s in byol(image_size)]
+
+
+@AUGMENTATION_REGISTRY.register()
+def symmetric_byol(image_size: int = 224) -> List[ViewSpec]:
+    """BYOL ablation "symmetric views": blur 0.5 and solarize 0.2 in both views (PROTOCOLS.md s.7)."""
+    return [dataclasses.replace(s, blur_prob=0.5, solarize_prob=0.2) for s in byol(image_size)]
+
+
+@AUGMENTATION_REGISTRY.register()
+def simclr(image_size: int = 224, strength: float = 1.0) -> List[ViewSpec]:
+    """SimCLR (Chen et al. 2020, App. A; PROTOCOLS.md s.8), colour strength s = ``strength``.
+
+    Jitter (0.8s, 0.8s, 0.8s, 0.2s) with p 0.8, grayscale 0.2, blur p 0.5 in both views
+    (sigma U[0.1, 2], kernel 10% of the side), crop U[0.08, 1], bicubic, no solarize.
+    """
+    spec = ViewSpec(
+        size=image_size, crop_scale=(0.08, 1.0), crop_ratio=(3 / 4, 4 / 3), flip_prob=0.5,
+        jitter_prob=0.8, brightness=0.8 * strength, contrast=0.8 * strength,
+        saturation=0.8 * strength, hue=0.2 * strength, grayscale_prob=0.2, blur_prob=0.5,
+        blur_sigma=(0.1, 2.0), blur_kernel_fraction=0.1, solarize_prob=0.0, interpolation="bicubic",
+    )
+    return [spec, spec]
+
+
+@AUGMENTATION_REGISTRY.register()
+def mocov2(image_size: int = 224) -> List[ViewSpec]:
+    """MoCo v2 (Chen et al. 2020, "Improved baselines"; PROTOCOLS.md s.8).
+
+    As in the official ``main_moco.py --aug-plus``: crop U[0.2, 1] (torchvision default
+    bilinear), jitter ColorJitter(0.4, 0.4, 0.4, 0.1) with p 0.8, grayscale 0.2, blur p 0.5
+    with sigma U[0.1, 2] (the original uses PIL's radius-only blur; here a 10%-of-side kernel
+    as in SimCLR), flip 0.5, no solarize.
+    """
+    spec = ViewSpec(
+        size=image_size, crop_scale=(0.2, 1.0), crop_ratio=(3 / 4, 4 / 3), flip_prob=0.5,
+        jitter_prob=0.8, brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1,
+        grayscale_prob=0.2, blur_prob=0.5, blur_sigma=(0.1, 2.0), blur_kernel_fraction=0.1,
+        solarize_prob=0.0, interpolation="bilinear",
+    )
+    return [spec, spec]
+
+
+@AUGMENTATION_REGISTRY.register()
+def mocov1(image_size: int = 224) -> List[ViewSpec]:
+    """MoCo v1 (He et al. 2020; official ``main_moco.py`` without ``--aug-plus``).
+
+    Crop U[0.2, 1] (bilinear), grayscale 0.2, ColorJitter(0.4, 0.4, 0.4, 0.4) always
+    (p 1), flip 0.5, no blur, no solarize. The original applies grayscale BEFORE jitter;
+    here the common order (jitter then grayscale) is used, a small distribution change.
+    """
+    spec = ViewSpec(
+        size=image_size, crop_scale=(0.2, 1.0), crop_ratio=(3 / 4, 4 / 3), flip_prob=0.5,
+        jitter_prob=1.0, brightness=0.4, contrast=0.4, saturation=0.4, hue=0.4,
+        grayscale_prob=0.2, blur_prob=0.0, solarize_prob=0.0, interpolation="bilinear",
+    )
+    return [spec, spec]
+
+
+# ---------------------------------------------------------------------------- overrides
+
+# Config key -> (ViewSpec field(s), per_view). Per-view keys take one value per view (a
+# scalar is broadcast to all views); the others take one tuple applied to every view.
+_PER_VIEW_KEYS = {
+    "FLIP_PROB": "flip_prob",
+    "JITTER_PROB": "jitter_prob",
+    "GRAYSCALE_PROB": "grayscale_prob",
+    "BLUR_PROB": "blur_prob",
+    "SOLARIZE_PROB": "solarize_prob",
+}
+_SHARED_KEYS = {
+    "CROP_SCALE": ("crop_scale",),
+    "CROP_RATIO": ("crop_ratio",),
+    "BLUR_SIGMA": ("blur_sigma",),
+    "JITTER_STRENGTH": ("brightness", "contrast", "saturation", "hue"),
+}
+
+
+def _per_view_values(key: str, value: Any, num_views: int) -> List[float]:
+    if isinstance(value, (int, float)):
+        return [float(value)] * num_views
+    values = [float(v) for v in value]
+    if len(values) != num_views:
+        raise ValueError(f"INPUT.AUG.{key} needs {num_views} values (one per view), got {values}")
+    return values
+
+
+def apply_overrides(specs: Sequence[ViewSpec], overrides: Optional[Mapping[str, Any]]) -> List[ViewSpec]:
+    """Return ``specs`` with the non-None ``overrides`` (``INPUT.AUG.*`` keys) applied.
+
+    Args:
+        specs: one ViewSpec per view.
+        overrides: e.g. ``{"GRAYSCALE_PROB": (0, 0), "CROP_SCALE": (0.2, 1.0)}``; keys are
+            case-insensitive, None values keep the preset.
+
+    Raises:
+        KeyError: on an unknown key (a typo must not silently keep the preset).
+    """
+    specs = list(specs)
+    for raw_key, value in (overrides or {}).items():
+        key = raw_key.upper()
+        if value is None:
+            continue
+        if key in _PER_VIEW_KEYS:
+            field = _PER_VIEW_KEYS[key]
+            values = _per_view_values(key, value, len(specs))
+            specs = [dataclasses.replace(s, **{field: v}) for s, v in zip(specs, values)]
+        elif key in _SHARED_KEYS:
+            fields = _SHARED_KEYS[key]
+            if len(fields) == 1:
+                update = {fields[0]: tuple(float(v) for v in value)}
+            else:
+                values = [float(v) for v in value]
+                if len(values) != len(fields):
+                    raise ValueError(f"INPUT.AUG.{key} needs {len(fields)} values {fields}, got {values}")
+                update = dict(zip(fields, values))
+            specs = [dataclasses.replace(s, **update) for s in specs]
+        else:
+            known = sorted(_PER_VIEW_KEYS) + sorted(_SHARED_KEYS)
+            raise KeyError(f"Unknown augmentation override '{raw_key}'. Known: {', '.join(known)}")
+    return specs
+
+
+def get_view_specs(name: str, image_size: int, overrides: Optional[Mapping[str, Any]] = None) -> List[ViewSpec]:
+    """Build the preset ``name`` at ``image_size`` and apply config ``overrides``.
+
+    Args:
+        name: key of ``AUGMENTATION_REGISTRY`` ("byol", "byol_cifar", "simclr", ...).
+        image_size: side of the square output crops.
+        overrides: ``INPUT.AUG``-style dict (see ``apply_overrides``).
+
+    Returns:
+        One ``ViewSpec`` per view.
+    """
+    preset: Callable[[int], List[ViewSpec]] = AUGMENTATION_REGISTRY.get(name)
+    return apply_overrides(preset(int(image_size)), overrides)
+
+
+def view_specs_from_cfg(cfg) -> List[ViewSpec]:
+    """``INPUT.AUG_PRESET``, ``INPUT.IMAGE_SIZE`` and ``INPUT.AUG.*`` -> list[ViewSpec]."""
+    return get_view_specs(cfg.INPUT.AUG_PRESET, cfg.INPUT.IMAGE_SIZE, dict(cfg.INPUT.AUG))

@@ -1,0 +1,444 @@
+"""Standard training hooks (after detectron2's ``engine/hooks.py``).
+
+Iterations in logs, metrics.json, TensorBoard and checkpoints count COMPLETED optimizer
+steps: the values of step ``trainer.iter`` are logged at ``trainer.iter + 1``, and
+iteration 0 is the untrained (random-init) model. Hooks that write files do so on the
+main process only; hooks that run collectives (checkpoint RNG gathering, kNN feature
+gathering) run on every rank.
+
+Suggested order (``ssl_zoo.engine.defaults.build_hooks``): LRScheduler, the method's
+hooks (EMA), KNNMonitor, CollapseMonitor, TrainingSummary, PeriodicCheckpointer,
+MetricsWriter, ProgressBar: monitors log before the checkpoint saves their state and
+before the writers write their values.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import time
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
+
+import torch
+from torch import nn
+
+from ssl_zoo.engine.hook_base import HookBase
+from ssl_zoo.evaluation.collapse import effective_rank, normalized_std
+from ssl_zoo.evaluation.knn import extract_features, knn_accuracy
+from ssl_zoo.utils import comm
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["HookBase", "LRScheduler", "PeriodicCheckpointer", "MetricsWriter", "ProgressBar",
+           "KNNMonitor", "CollapseMonitor", "TrainingSummary"]
+
+
+def _is_period_end(trainer, period: int) -> bool:
+    n = trainer.iter + 1
+    return n == trainer.max_iter or (period > 0 and n % period == 0)
+
+
+class LRScheduler(HookBase):
+    """Sets each param group's lr to ``schedule(iter) * group["lr_mult"]`` before every step.
+
+    Args:
+        schedule: ``step -> lr`` (a pure function, e.g. from ``build_lr_schedule``),
+            called with the 0-based step about to run.
+    """
+
+    def __init__(self, schedule: Callable[[int], float]) -> None:
+        self.schedule = schedule
+
+    def before_step(self) -> None:
+        lr = float(self.schedule(self.trainer.iter))
+        for group in self.trainer.optimizer.param_groups:
+            group["lr"] = lr * group.get("lr_mult", 1.0)
+        self.trainer.put_scalar("lr", lr)
+
+
+class PeriodicCheckpointer(HookBase):
+    """Saves ``model_{iteration:07d}.pth`` every ``period`` steps and ``model_final.pth`` at the end.
+
+    Args:
+        checkpointer: a ``ssl_zoo.checkpoint.Checkpointer``.
+        period: steps between checkpoints (0 = only the final one).
+    """
+
+    def __init__(self, checkpointer, period: int) -> None:
+        self.checkpointer = checkpointer
+        self.period = int(period)
+
+    def after_step(self) -> None:
+        n = self.trainer.iter + 1
+        if self.period > 0 and n % self.period == 0 and n < self.trainer.max_iter:
+            self.checkpointer.save(f"model_{n:07d}", **self.trainer.state_dict())
+
+    def after_train(self) -> None:
+        if self.trainer.completed_steps >= self.trainer.max_iter:
+            self.checkpointer.save("model_final", **self.trainer.state_dict())
+
+
+class MetricsWriter(HookBase):
+    """Writes scalars to ``output_dir/metrics.json`` (one JSON object per line) and TensorBoard.
+
+    Every ``period`` steps (and before / after training), each scalar whose latest value
+    has not been written yet is written, grouped by the iteration it belongs to:
+    ``{"iteration": 20, "loss": ..., "lr": ..., ...}``. On resume from step s, lines
+    after s are dropped from metrics.json (and purged from TensorBoard), so a killed
+    and resumed run has the same file as an uninterrupted one. Main process only.
+
+    Args:
+        output_dir: where metrics.json and the event files go.
+        period: steps between writes.
+        tensorboard: also write TensorBoard event files.
+    """
+
+    def __init__(self, output_dir: str, period: int = 20, tensorboard: bool = True) -> None:
+        self.output_dir = output_dir
+        self.period = int(period)
+        self.tensorboard = tensorboard
+        self._enabled = comm.is_main_process()
+        self._file = None
+        self._tb = None
+        self._keep_upto = -1
+        self._written: Dict[str, int] = {}  # name -> iteration of its last written value
+        self._t_last = None
+        self._n_last = 0
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.output_dir, "metrics.json")
+
+    def before_train(self) -> None:
+        if not self._enabled:
+            return
+        os.makedirs(self.output_dir, exist_ok=True)
+        start = self.trainer.start_iter
+        keep_upto = start if start > 0 else -1
+        kept = []
+        if os.path.isfile(self.path):
+            with open(self.path) as f:
+                for line in f:
+                    try:
+                        if json.loads(line)["iteration"] <= keep_upto:
+                            kept.append(line if line.endswith("\n") else line + "\n")
+                    except (ValueError, KeyError, TypeError):
+                        continue  # a torn last line from a killed run
+        self._file = open(self.path, "w")
+        self._file.writelines(kept)
+        self._file.flush()
+        self._keep_upto, self._written = keep_upto, {}
+        if self.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(self.output_dir, purge_step=start + 1 if start > 0 else None)
+        self._t_last, self._n_last = time.perf_counter(), start
+        self._write()
+
+    def after_step(self) -> None:
+        if self._enabled and _is_period_end(self.trainer, self.period):
+            self._write()
+
+    def after_train(self) -> None:
+        if not self._enabled:
+            return
+        self._write()
+        if self._file is not None:
+            self._file.close()
+        if self._tb is not None:
+            self._tb.close()
+
+    def _write(self) -> None:
+        by_iter: Dict[int, Dict[str, float]] = {}
+        for name, (value, it) in self.trainer.storage.latest().items():
+            if it > self._written.get(name, self._keep_upto):
+                self._written[name] = it
+                by_iter.setdefault(it, {})[name] = value
+        now, n = time.perf_counter(), self.trainer.completed_steps
+        if n > self._n_last and n in by_iter:  # throughput since the previous write
+            by_iter[n]["images_per_s"] = self.trainer.images_per_step * (n - self._n_last) / max(now - self._t_last, 1e-9)
+            self._t_last, self._n_last = now, n
+        for it in sorted(by_iter):
+            self._file.write(json.dumps({"iteration": it, **dict(sorted(by_iter[it].items()))}) + "\n")
+            if self._tb is not None:
+                for k, v in by_iter[it].items():
+                    self._tb.add_scalar(k, v, it)
+        self._file.flush()
+        if self._tb is not None and by_iter:
+            self._tb.flush()
+
+
+class ProgressBar(HookBase):
+    """A tqdm bar with ETA, images/s and the loss (main process only).
+
+    Args:
+        mininterval: seconds between refreshes; when stderr is not a terminal (a log
+            file) it is raised to 30 s so the log stays readable.
+    """
+
+    def __init__(self, mininterval: float = 0.5) -> None:
+        self.mininterval = mininterval
+        self._bar = None
+
+    def before_train(self) -> None:
+        if not comm.is_main_process():
+            return
+        from tqdm import tqdm
+
+        tty = sys.stderr.isatty()
+        t = self.trainer
+        self._bar = tqdm(total=t.max_iter, initial=t.start_iter, desc="train", unit="it", dynamic_ncols=True,
+                         mininterval=self.mininterval if tty else max(self.mininterval, 30.0), smoothing=0.05)
+        self._t0, self._n0 = time.perf_counter(), t.start_iter
+
+    def after_step(self) -> None:
+        if self._bar is None:
+            return
+        t = self.trainer
+        n = t.completed_steps
+        rate = t.images_per_step * (n - self._n0) / max(time.perf_counter() - self._t0, 1e-9)
+        self._bar.set_postfix({"loss": f"{t.last_outputs.get('loss', float('nan')):.4f}", "img/s": f"{rate:.0f}"},
+                              refresh=False)
+        self._bar.update(1)
+
+    def after_train(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class KNNMonitor(HookBase):
+    """Weighted kNN accuracy (Wu et al. 2018; k=200/20, T=0.1) of the backbone's features.
+
+    Runs before training (iteration 0 = random init, kept as ``random_init`` /
+    "knn_random_init"), every ``period`` steps, and after training. Logs
+    ``knn_top1_k{k}`` and ``knn_top5_k{k}`` (percent). The history is part of the hook's
+    state, so a resumed run keeps the random-init number.
+
+    Distributed: every rank runs the forward passes of every ``world_size``-th batch of
+    each loader (rank r takes batches r, r + W, ...), the features are all-gathered (via
+    CPU) and every rank computes the same accuracy. Each rank therefore iterates the
+    loaders fully (cheap for in-memory data); the backbone is used unwrapped (no DDP
+    collectives) in eval mode (BN uses running statistics, no SyncBN communication).
+
+    Args:
+        backbone: ``() -> nn.Module`` returning the network to evaluate; default
+            ``trainer.unwrapped_model.backbone``.
+        bank_loader / query_loader: iterables of ``(images [B,3,H,W], labels [B])``;
+            re-iterated at every evaluation.
+        period: steps between evaluations (0 = only before and after training).
+        ks: neighbours; the first one is the headline number.
+        temperature: T of the ``exp(sim / T)`` weights.
+        num_classes: C (0 = inferred from the labels).
+        device: where features are computed (default: the trainer's device).
+    """
+
+    def __init__(self, backbone: Optional[Callable[[], nn.Module]], bank_loader: Iterable, query_loader: Iterable,
+                 period: int = 0, ks: Sequence[int] = (200, 20), temperature: float = 0.1, num_classes: int = 0,
+                 device: Optional[torch.device] = None) -> None:
+        self.backbone = backbone
+        self.bank_loader, self.query_loader = bank_loader, query_loader
+        self.period = int(period)
+        self.ks = tuple(int(k) for k in ks)
+        self.temperature = float(temperature)
+        self.num_classes = int(num_classes)
+        self.device = device
+        self.history: List[Dict[str, float]] = []  # [{"iteration": n, "knn_top1_k200": ...}, ...]
+
+    @property
+    def headline(self) -> str:
+        return f"knn_top1_k{self.ks[0]}"
+
+    @property
+    def random_init(self) -> Optional[float]:
+        """Headline accuracy of the untrained network (None if not measured)."""
+        for h in self.history:
+            if h["iteration"] == 0:
+                return h[self.headline]
+        return None
+
+    def _features(self, net: nn.Module, loader: Iterable, device: torch.device):
+        world, rank = comm.get_world_size(), comm.get_rank()
+        shard = (b for i, b in enumerate(loader) if i % world == rank) if world > 1 else loader
+        try:
+            f, y = extract_features(net, shard, device)
+            f, y = f.cpu(), y.cpu()
+        except ValueError:  # this rank got no batch
+            f, y = torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)
+        parts = [p for p in comm.all_gather((f, y)) if p[0].numel()]
+        return torch.cat([p[0] for p in parts]).to(device), torch.cat([p[1] for p in parts]).to(device)
+
+    def evaluate(self) -> Dict[str, float]:
+        """Extract features and return ``{"knn_top1_k200": ..., "knn_top5_k200": ..., ...}``."""
+        t = self.trainer
+        net = self.backbone() if self.backbone is not None else t.unwrapped_model.backbone
+        device = self.device or t.device
+        bank_f, bank_y = self._features(net, self.bank_loader, device)
+        query_f, query_y = self._features(net, self.query_loader, device)
+        out = {}
+        for k in self.ks:
+            acc = knn_accuracy(bank_f, bank_y, query_f, query_y, k, self.temperature, self.num_classes)
+            out[f"knn_top1_k{k}"], out[f"knn_top5_k{k}"] = acc["top1"], acc["top5"]
+        return out
+
+    def _run(self, iteration: int) -> None:
+        start = time.perf_counter()
+        result = self.evaluate()
+        entry = {"iteration": iteration, **result}
+        self.history = [h for h in self.history if h["iteration"] != iteration] + [entry]
+        self.trainer.storage.put_scalars(iteration=iteration, **result)
+        if iteration == 0:
+            self.trainer.storage.put_scalar("knn_random_init", result[self.headline], iteration=0)
+        logger.info(f"kNN at iteration {iteration}: " + ", ".join(f"{k}={v:.2f}" for k, v in result.items())
+                    + f" ({time.perf_counter() - start:.1f}s)")
+
+    def before_train(self) -> None:
+        if self.trainer.start_iter == 0 and self.random_init is None:
+            self._run(0)
+
+    def after_step(self) -> None:
+        n = self.trainer.iter + 1
+        if self.period > 0 and n % self.period == 0 and n < self.trainer.max_iter:
+            self._run(n)
+
+    def after_train(self) -> None:
+        n = self.trainer.completed_steps
+        if not self.history or self.history[-1]["iteration"] != n:
+            self._run(n)
+
+    def state_dict(self) -> dict:
+        return {"history": [dict(h) for h in self.history]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.history = [dict(h) for h in state.get("history", [])]
+
+
+class CollapseMonitor(HookBase):
+    """Logs collapse signals of ``trainer.last_outputs["embedding"]`` ``[B, d]`` every ``period`` steps.
+
+    ``collapse_std``: mean per-dimension std of the L2-normalised embeddings (SimSiam
+    Sec. 4.1): about ``1/sqrt(d)`` if healthy, 0 if collapsed; ``collapse_std_sqrt_d``
+    is the same times sqrt(d) (about 1 if healthy). ``effective_rank`` (RankMe). A
+    warning is logged when ``collapse_std < 0.1 / sqrt(d)``. Methods that return no
+    "embedding" are skipped (logged once).
+    """
+
+    def __init__(self, period: int = 20) -> None:
+        self.period = int(period)
+        self._warned_missing = False
+
+    def after_step(self) -> None:
+        if not _is_period_end(self.trainer, self.period):
+            return
+        z = self.trainer.last_outputs.get("embedding")
+        if z is None or z.dim() != 2 or z.shape[0] < 2:
+            if not self._warned_missing:
+                logger.info("CollapseMonitor: the method returns no 'embedding' [B, d] (B >= 2); not monitoring.")
+                self._warned_missing = True
+            return
+        d = z.shape[1]
+        std = float(normalized_std(z))
+        self.trainer.put_scalar("collapse_std", std)
+        self.trainer.put_scalar("collapse_std_sqrt_d", std * math.sqrt(d))
+        self.trainer.put_scalar("effective_rank", float(effective_rank(z)))
+        if std < 0.1 / math.sqrt(d):
+            logger.warning(f"Possible collapse at iteration {self.trainer.completed_steps}: std of normalised "
+                           f"embeddings {std:.2e} < 0.1/sqrt(d) = {0.1 / math.sqrt(d):.2e} (healthy ~ {1 / math.sqrt(d):.2e}).")
+
+
+class TrainingSummary(HookBase):
+    """At the end of training writes ``output_dir/summary.json``, ``summary.png`` and logs a table.
+
+    summary.json: final loss, kNN top-1 of the trained backbone and at random init and
+    their difference (if a KNNMonitor runs), iterations, wall time and images/s (wall
+    clock of all sessions of a resumed run, monitors included). The loss curve (every
+    ``period`` steps) and the timings are hook state, so they survive a resume.
+
+    Args:
+        output_dir: where the files go (main process only).
+        period: steps between points of the loss curve.
+    """
+
+    def __init__(self, output_dir: str, period: int = 20) -> None:
+        self.output_dir = output_dir
+        self.period = int(period)
+        self.loss_curve: List[List[float]] = []
+        self.wall_time = 0.0
+        self.images = 0
+        self._t0 = None
+
+    def before_train(self) -> None:
+        self._t0 = time.perf_counter()
+
+    def after_step(self) -> None:
+        self.images += self.trainer.images_per_step
+        if _is_period_end(self.trainer, self.period) and "loss" in self.trainer.last_outputs:
+            self.loss_curve.append([self.trainer.completed_steps, float(self.trainer.last_outputs["loss"])])
+
+    def _elapsed(self) -> float:
+        return self.wall_time + (time.perf_counter() - self._t0 if self._t0 is not None else 0.0)
+
+    def state_dict(self) -> dict:
+        return {"loss_curve": [list(p) for p in self.loss_curve], "wall_time": self._elapsed(), "images": self.images}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.loss_curve = [list(p) for p in state.get("loss_curve", [])]
+        self.wall_time = float(state.get("wall_time", 0.0))
+        self.images = int(state.get("images", 0))
+
+    def _knn(self) -> Optional[KNNMonitor]:
+        return next((h for h in self.trainer.hooks if isinstance(h, KNNMonitor)), None)
+
+    def summary(self) -> Dict[str, Optional[float]]:
+        t = self.trainer
+        wall = self._elapsed()
+        s: Dict[str, Optional[float]] = {
+            "iterations": t.completed_steps,
+            "final_loss": t.last_outputs.get("loss", self.loss_curve[-1][1] if self.loss_curve else None),
+            "wall_time_s": round(wall, 2),
+            "images_per_s": round(self.images / wall, 2) if wall > 0 else None,
+        }
+        knn = self._knn()
+        if knn is not None and knn.history:
+            s["knn_metric"] = knn.headline
+            s["knn_top1"] = knn.history[-1][knn.headline]
+            s["knn_top1_random_init"] = knn.random_init
+            s["knn_top1_delta"] = None if knn.random_init is None else s["knn_top1"] - knn.random_init
+        return s
+
+    def after_train(self) -> None:
+        if not comm.is_main_process():
+            return
+        s = self.summary()
+        os.makedirs(self.output_dir, exist_ok=True)
+        with open(os.path.join(self.output_dir, "summary.json"), "w") as f:
+            json.dump(s, f, indent=2)
+        try:
+            self._plot(os.path.join(self.output_dir, "summary.png"))
+        except Exception as e:  # a plotting problem must not fail a finished training
+            logger.warning(f"Could not write the summary plot: {e}")
+        from tabulate import tabulate
+
+        rows = [(k, f"{v:.4f}" if isinstance(v, float) else v) for k, v in s.items()]
+        logger.info("Training summary:\n" + tabulate(rows, headers=["metric", "value"], tablefmt="pipe"))
+
+    def _plot(self, path: str) -> None:
+        from matplotlib.figure import Figure  # no pyplot: no global backend, headless (Agg canvas)
+
+        knn = self._knn()
+        fig = Figure(figsize=(10 if knn is not None else 5, 3.5))
+        axes = fig.subplots(1, 2 if knn is not None else 1, squeeze=False)
+        if self.loss_curve:
+            x, y = zip(*self.loss_curve)
+            axes[0, 0].plot(x, y)
+        axes[0, 0].set(xlabel="iteration", ylabel="loss", title="training loss")
+        if knn is not None:
+            pts = [(h["iteration"], h[knn.headline]) for h in knn.history]
+            if pts:
+                x, y = zip(*pts)
+                axes[0, 1].plot(x, y, marker="o")
+            axes[0, 1].set(xlabel="iteration", ylabel="top-1 (%)", title=knn.headline)
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)

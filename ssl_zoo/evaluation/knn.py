@@ -1,0 +1,111 @@
+"""Weighted cosine k-nearest-neighbour classification of frozen features.
+
+Wu et al., "Unsupervised Feature Learning via Non-Parametric Instance Discrimination",
+CVPR 2018 (InstDisc), Sec. 3.4, as used by DINO (Caron et al. 2021, ``eval_knn.py``):
+features are L2-normalised; a query's ``k`` nearest bank samples by cosine similarity
+``s_i`` vote for their class with weight ``exp(s_i / T)`` (T = 0.1, k = 200 / 20).
+"""
+from __future__ import annotations
+
+from typing import Dict, Iterable, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@torch.no_grad()
+def extract_features(model: nn.Module, loader: Iterable, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Run ``model`` in eval mode over ``loader``; the module's train/eval mode is restored after.
+
+    Args:
+        model: maps images ``[B, 3, H, W]`` to features ``[B, D]`` (e.g. the online backbone).
+        loader: yields ``(images [B, 3, H, W], labels [B])``.
+        device: where the forward passes run.
+
+    Returns:
+        ``(features [N, D] float32, L2-normalised, on device; labels [N] int64, on device)``.
+    """
+    was_training = model.training
+    model.eval()
+    feats, labels = [], []
+    try:
+        for images, y in loader:
+            f = model(images.to(device, non_blocking=True))
+            feats.append(F.normalize(f.float().flatten(1), dim=1))
+            labels.append(torch.as_tensor(y).to(device, non_blocking=True).long())
+    finally:
+        model.train(was_training)
+    if not feats:
+        raise ValueError("extract_features: the loader yielded no batch")
+    return torch.cat(feats), torch.cat(labels)
+
+
+@torch.no_grad()
+def knn_classify(
+    train_f: torch.Tensor,
+    train_y: torch.Tensor,
+    test_f: torch.Tensor,
+    k: int,
+    temperature: float,
+    num_classes: int,
+    chunk_size: int = 1024,
+) -> torch.Tensor:
+    """Class scores of weighted cosine kNN (Wu et al. 2018).
+
+    ``score[q, c] = sum over the k nearest bank samples i of q with label c of exp(s_qi / T)``.
+
+    Args:
+        train_f: ``[N, D]`` L2-normalised bank features.
+        train_y: ``[N]`` int64 bank labels in ``[0, num_classes)``.
+        test_f: ``[M, D]`` L2-normalised query features.
+        k: neighbours (clipped to N).
+        temperature: T of the exponential weights.
+        num_classes: C.
+        chunk_size: queries per similarity matrix (memory ``chunk_size x N``).
+
+    Returns:
+        ``[M, C]`` float32 scores.
+    """
+    k = min(k, train_f.shape[0])
+    train_y = train_y.to(train_f.device)
+    scores = []
+    for start in range(0, test_f.shape[0], chunk_size):
+        q = test_f[start : start + chunk_size].to(train_f.device, train_f.dtype)
+        sim, idx = (q @ train_f.T).topk(k, dim=1)  # [m, k]
+        weights = (sim.float() / temperature).exp()
+        s = torch.zeros(q.shape[0], num_classes, device=q.device, dtype=torch.float32)
+        scores.append(s.scatter_add_(1, train_y[idx], weights))
+    return torch.cat(scores)
+
+
+@torch.no_grad()
+def knn_accuracy(
+    train_f: torch.Tensor,
+    train_y: torch.Tensor,
+    test_f: torch.Tensor,
+    test_y: torch.Tensor,
+    k: int = 200,
+    temperature: float = 0.1,
+    num_classes: int = 0,
+    chunk_size: int = 1024,
+) -> Dict[str, float]:
+    """Top-1 / top-5 accuracy in percent of weighted kNN (see ``knn_classify``).
+
+    Args:
+        num_classes: C; 0 = ``max(label) + 1`` over bank and queries.
+
+    Returns:
+        ``{"top1": float, "top5": float}`` in percent (top-5 = top-C when C < 5).
+    """
+    if num_classes <= 0:
+        num_classes = int(max(train_y.max().item(), test_y.max().item())) + 1
+    scores = knn_classify(train_f, train_y, test_f, k, temperature, num_classes, chunk_size)
+    test_y = test_y.to(scores.device)
+    top = scores.topk(min(5, num_classes), dim=1).indices
+    correct = top == test_y[:, None]
+    n = max(test_y.shape[0], 1)
+    return {
+        "top1": 100.0 * correct[:, 0].sum().item() / n,
+        "top5": 100.0 * correct.any(dim=1).sum().item() / n,
+    }

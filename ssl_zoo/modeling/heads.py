@@ -1,0 +1,110 @@
+"""Projection / prediction heads: small MLPs on top of the representation.
+
+BYOL (Grill et al. 2020, Sec. 3.3, PROTOCOLS.md s.2): projector g and predictor q are
+both ``Linear -> BN -> ReLU -> Linear`` with hidden size 4096 and output 256, with no BN
+on the output. SimCLR (Chen et al. 2020, PROTOCOLS.md s.8): 2048 -> 2048 -> 128 with BN;
+SimCLR v2 uses 3 layers and a BN on the output (``num_layers=3, last_bn=True``).
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from ssl_zoo.utils.registry import Registry
+
+HEAD_REGISTRY = Registry("HEAD")
+HEAD_REGISTRY.__doc__ = "Functions (**explicit kwargs) -> nn.Module mapping [B, in_dim] -> [B, out_dim]."
+
+
+class MLP(nn.Sequential):
+    """``Linear -> BN -> ReLU`` repeated ``num_layers - 1`` times, then ``Linear`` (``-> BN``).
+
+    A ``Sequential`` so that the forward pass is a plain loop over the layers.
+
+    Args:
+        in_dim: input features.
+        hidden_dim: width of every hidden layer.
+        out_dim: output features.
+        num_layers: number of Linear layers (1 = a single Linear [+ BN]).
+        last_bn: add a BatchNorm1d on the output (SimCLR); the last Linear then has no
+            bias, which the BN would cancel. BYOL: False.
+        bn_momentum: PyTorch BN momentum (= 1 - decay; BYOL 0.1).
+        bn_eps: BN epsilon (BYOL 1e-5).
+
+    Shapes:
+        ``[B, in_dim] -> [B, out_dim]``.
+
+    Examples:
+        >>> projector = MLP(2048, 4096, 256)   # BYOL g
+        >>> predictor = MLP(256, 4096, 256)    # BYOL q
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        hidden_dim: int,
+        out_dim: int,
+        num_layers: int = 2,
+        last_bn: bool = False,
+        bn_momentum: float = 0.1,
+        bn_eps: float = 1e-5,
+    ) -> None:
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        layers = []
+        d = in_dim
+        for _ in range(num_layers - 1):
+            # Bias kept before the BN as in BYOL's code (hk.Linear); it is a no-op there.
+            layers += [
+                nn.Linear(d, hidden_dim),
+                nn.BatchNorm1d(hidden_dim, eps=bn_eps, momentum=bn_momentum),
+                nn.ReLU(inplace=True),
+            ]
+            d = hidden_dim
+        layers.append(nn.Linear(d, out_dim, bias=not last_bn))
+        if last_bn:
+            layers.append(nn.BatchNorm1d(out_dim, eps=bn_eps, momentum=bn_momentum))
+        super().__init__(*layers)
+        self.in_dim = in_dim
+        self.hidden_dim = hidden_dim
+        self.out_dim = out_dim
+
+
+@HEAD_REGISTRY.register()
+def byol_projection(
+    in_dim: int = 2048, hidden_dim: int = 4096, out_dim: int = 256, bn_momentum: float = 0.1, bn_eps: float = 1e-5
+) -> MLP:
+    """BYOL projector g: ``in_dim -> 4096 -> 256`` (PROTOCOLS.md s.2)."""
+    return MLP(in_dim, hidden_dim, out_dim, num_layers=2, last_bn=False, bn_momentum=bn_momentum, bn_eps=bn_eps)
+
+
+@HEAD_REGISTRY.register()
+def byol_prediction(
+    in_dim: int = 256, hidden_dim: int = 4096, out_dim: int = 256, bn_momentum: float = 0.1, bn_eps: float = 1e-5
+) -> MLP:
+    """BYOL predictor q: ``256 -> 4096 -> 256`` (PROTOCOLS.md s.2)."""
+    return MLP(in_dim, hidden_dim, out_dim, num_layers=2, last_bn=False, bn_momentum=bn_momentum, bn_eps=bn_eps)
+
+
+@HEAD_REGISTRY.register()
+def simclr_projection(
+    in_dim: int = 2048,
+    hidden_dim: int = 2048,
+    out_dim: int = 128,
+    num_layers: int = 2,
+    last_bn: bool = False,
+    bn_momentum: float = 0.1,
+    bn_eps: float = 1e-5,
+) -> MLP:
+    """SimCLR projector: ``2048 -> 2048 -> 128`` with BN (PROTOCOLS.md s.8); v2: ``num_layers=3, last_bn=True``."""
+    return MLP(in_dim, hidden_dim, out_dim, num_layers, last_bn, bn_momentum=bn_momentum, bn_eps=bn_eps)
+
+
+@HEAD_REGISTRY.register()
+def linear(in_dim: int, out_dim: int, bias: bool = True) -> nn.Linear:
+    """A single Linear layer (MoCo v1 head, linear probes)."""
+    return nn.Linear(in_dim, out_dim, bias=bias)
+
+
+def build_head(name: str, **kwargs) -> nn.Module:
+    """``HEAD_REGISTRY.get(name)(**kwargs)``."""
+    return HEAD_REGISTRY.get(name)(**kwargs)

@@ -1,0 +1,59 @@
+#!/usr/bin/env python
+"""Self-supervised pretraining with any registered method (detectron2-style entry point).
+
+Examples:
+    python tools/train_net.py --config-file configs/byol/quickstart.yaml
+    python tools/train_net.py --config-file configs/byol/r50_1000ep.yaml --num-gpus 8
+    python tools/train_net.py --config-file configs/byol/r50_1000ep.yaml --num-gpus 8 \\
+        --num-machines 4 --machine-rank 0 --dist-url tcp://host0:29500
+    torchrun --nproc_per_node 8 tools/train_net.py --config-file configs/byol/r50_1000ep.yaml
+    python tools/train_net.py --config-file configs/byol/r50_1000ep.yaml --print-config
+    python tools/train_net.py --config-file ... --resume SOLVER.IMS_PER_BATCH 1024
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
+
+from _paths import import_methods  # noqa: E402
+
+from ssl_zoo.config import ConfigError, get_cfg  # noqa: E402
+from ssl_zoo.engine.defaults import build_trainer, default_argument_parser, default_setup  # noqa: E402
+from ssl_zoo.engine.launch import launch  # noqa: E402
+
+
+def setup(args):
+    """Defaults (+ every registered method's keys) <- YAML file (with _BASE_) <- KEY VALUE overrides."""
+    import_methods()
+    cfg = get_cfg()
+    if args.config_file:
+        cfg.merge_from_file(args.config_file)
+    cfg.merge_from_list(args.opts)
+    cfg.freeze()
+    return cfg
+
+
+def main(args):
+    cfg = setup(args)
+    default_setup(cfg, args)
+    trainer = build_trainer(cfg, resume=args.resume)
+    return trainer.train()
+
+
+if __name__ == "__main__":
+    args = default_argument_parser().parse_args()
+    try:
+        cfg = setup(args)  # fail on a bad key before any process is spawned
+    except ConfigError as e:
+        sys.exit(f"error: {e}")
+    if args.print_config:
+        print(cfg.dump())
+        sys.exit(0)
+    launch(
+        main,
+        args.num_gpus,
+        num_machines=args.num_machines,
+        machine_rank=args.machine_rank,
+        dist_url=args.dist_url,
+        args=(args,),
+    )
