@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssl_zoo.config import CfgNode
 from ssl_zoo.engine.momentum_hook import MomentumUpdateHook
 from ssl_zoo.modeling.backbones.build import build_backbone_from_cfg
 from ssl_zoo.modeling.heads import MLP
@@ -78,8 +79,6 @@ class BYOL(SSLMethod):
 
     @classmethod
     def add_config(cls, cfg) -> None:
-        from fvcore.common.config import CfgNode
-
         cfg.BYOL = CfgNode()
         cfg.BYOL.PROJECTOR_HIDDEN_DIM = 4096  # PROTOCOLS s.2: Linear(2048, 4096) -> BN -> ReLU -> Linear(4096, 256)
         cfg.BYOL.PROJECTOR_OUT_DIM = 256
@@ -105,8 +104,7 @@ class BYOL(SSLMethod):
         backbone, projector = encoder()
         target_backbone, target_projector = encoder() if c.TARGET_INIT == "independent" else (None, None)
         predictor = MLP(c.PROJECTOR_OUT_DIM, c.PREDICTOR_HIDDEN_DIM, c.PROJECTOR_OUT_DIM, **mlp)
-        for p in predictor.parameters():
-            p.lr_mult = c.PREDICTOR_LR_MULT  # read by ssl_zoo.solver.build.get_param_groups
+        predictor.lr_mult = c.PREDICTOR_LR_MULT  # read by ssl_zoo.solver.build.get_param_groups
         return dict(
             backbone=backbone,
             projector=projector,

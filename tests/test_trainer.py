@@ -235,6 +235,43 @@ def test_kill_and_resume_matches_uninterrupted_run(tmp_path):
     assert os.path.isfile(os.path.join(run, "model_final.pth"))
 
 
+
+@pytest.mark.parametrize("amp_dtype", [torch.bfloat16, torch.float16])
+def test_mixed_precision_runs_and_saves_scaler_state(amp_dtype):
+    torch.manual_seed(0)
+    model = ToyMethod()
+    trainer = SSLTrainer(model, torch.optim.SGD(model.parameters(), lr=0.01), ToyData(), 3, amp_dtype=amp_dtype,
+                         clip_grad_norm=1.0)
+    out = trainer.train()
+    assert math.isfinite(out["loss"]) and math.isfinite(out["grad_norm"])
+    assert ("grad_scaler" in trainer.state_dict()) == (amp_dtype == torch.float16)  # fp16 only: loss scaling
+
+
+def test_collapse_monitor_warns_on_collapsed_embedding():
+    import logging
+
+    class Collapsed(ToyMethod):
+        def forward(self, views, labels=None):
+            out = super().forward(views, labels)
+            out["embedding"] = torch.ones(B, 3) + 1e-8 * torch.randn(B, 3)
+            return out
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    hook_logger = logging.getLogger("ssl_zoo.engine.hooks")
+    hook_logger.addHandler(handler)
+    try:
+        torch.manual_seed(0)
+        model = Collapsed()
+        trainer = SSLTrainer(model, torch.optim.SGD(model.parameters(), lr=0.01), ToyData(), 2,
+                             hooks=[CollapseMonitor(period=1)])
+        trainer.train()
+    finally:
+        hook_logger.removeHandler(handler)
+    assert any("Possible collapse at iteration 1" in r.getMessage() for r in records)
+    assert trainer.storage.latest()["collapse_std"][0] < 1e-6
+
 class _RegisteredToy(ToyMethod):
     @classmethod
     def from_config(cls, cfg):

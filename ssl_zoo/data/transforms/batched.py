@@ -151,8 +151,7 @@ def augment_view(x: Tensor, spec: ViewSpec, params: ViewParams) -> Tensor:
     else:
         if x.shape[-2:] != (spec.size, spec.size):
             raise ValueError(f"Pre-cropped views must be {spec.size}x{spec.size}, got {tuple(x.shape[-2:])}")
-        flip = params.flip.to(x.device).view(-1, 1, 1, 1)
-        x = torch.where(flip, x.flip(-1), x)
+        x = _apply_where(x.clone(), params.flip, lambda xs, idx: xs.flip(-1))  # ops below work in place
 
     # Colour jitter, vectorised over the per-sample random order: in slot k every jittered
     # sample gets op order[b, k]. Brightness/contrast/saturation are all blends, done in
@@ -179,8 +178,10 @@ def augment_view(x: Tensor, spec: ViewSpec, params: ViewParams) -> Tensor:
     x = _apply_where(x, params.blur, lambda xs, idx: TF.gaussian_blur(xs, k, params.sigma[idx]))
 
     if bool(params.solarize.any()):
-        sol = params.solarize.to(x.device).view(-1, 1, 1, 1)
-        x = torch.where(sol & (x >= 0.5), 1.0 - x, x)
+        # min(x, max(1 - x, keep)): keep = 1 leaves a sample as is, keep = 0 gives
+        # min(x, 1 - x) = solarize at 0.5 -- exact, and no slow torch.where.
+        keep = (~params.solarize).to(device=x.device, dtype=x.dtype).view(-1, 1, 1, 1)
+        x = torch.minimum(x, torch.maximum(1.0 - x, keep))
     return x
 
 

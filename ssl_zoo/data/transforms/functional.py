@@ -92,43 +92,51 @@ def adjust_brightness_contrast_saturation(x: Tensor, factor: Tensor, op: Tensor)
     gray = rgb_to_grayscale(x)  # [B, 1, H, W]
     mean = gray.mean(dim=(-3, -2, -1), keepdim=True)
     op = op.to(x.device).view(-1, 1, 1, 1)
-    ref = torch.where(op == 2, gray, torch.where(op == 1, mean, torch.zeros_like(mean)))
+    # 0/1 weights instead of torch.where (much slower on CPU); exact: 1 a + 0 b = a.
+    ref = (op == 2).to(x.dtype) * gray + (op == 1).to(x.dtype) * mean
     return _blend(x, ref, _per_sample(factor, x))
 
 
 def _hue_sextant(x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
     """Per pixel: hue in sextants (6 h, in [-1, 5)), max channel and chroma (max - min).
 
-    Same branches as torchvision's ``_rgb2hsv`` (after Pillow), but with elementwise
-    max/min instead of reductions over the strided channel axis and one division.
+    Same branches as torchvision's ``_rgb2hsv`` (after Pillow): red max -> (g - b) / cr,
+    else green max -> 2 + (b - r) / cr, else 4 + (r - g) / cr; gray pixels (cr = 0) get 0.
+    Branches are selected with 0/1 weights (torch.where is far slower on CPU).
     """
     r, g, b = x.unbind(dim=-3)
     maxc = torch.maximum(torch.maximum(r, g), b)
-    minc = torch.minimum(torch.minimum(r, g), b)
-    cr = maxc - minc
-    num = torch.where(maxc == r, g - b, torch.where(maxc == g, (b - r) + 2.0 * cr, (r - g) + 4.0 * cr))
-    # Gray pixels (cr = 0) have num = 0 and get hue 0, as in torchvision.
-    h6 = num / torch.where(cr == 0, torch.ones_like(cr), cr)
+    cr = maxc - torch.minimum(torch.minimum(r, g), b)
+    is_r = (maxc == r).to(x.dtype)
+    is_g = (1.0 - is_r) * (maxc == g).to(x.dtype)
+    is_b = 1.0 - is_r - is_g
+    num = is_r * (g - b) + is_g * ((b - r) + 2.0 * cr) + is_b * ((r - g) + 4.0 * cr)
+    # cr = 0 implies num = 0; any positive divisor gives hue 0 there.
+    h6 = num / cr.clamp(min=torch.finfo(x.dtype).tiny)
     return h6, maxc, cr
 
 
 def _sextant_to_rgb(h6: Tensor, maxc: Tensor, cr: Tensor) -> Tensor:
-    """channel_n = v - (v s) clamp(min(k, 4 - k), 0, 1), k = (n + 6h) mod 6, n = 5, 3, 1 (R, G, B).
+    """HSV -> RGB from hue in sextants (any real: taken mod 6), v = max and v s = cr.
 
-    The closed form of torchvision's six-sector ``_hsv2rgb`` (equal up to float rounding),
-    without building and contracting a [6, 3, ...] stack; v s = max - min.
+    A channel with hue centre c (R 0, G 2, B 4) equals v while the circular distance d
+    from h to c is <= 1, falls linearly to v - cr at d = 2 and stays there: the closed
+    form of torchvision's six-sector ``_hsv2rgb`` (equal up to float rounding), without
+    building and contracting a [6, 3, ...] stack.
     """
+    h6 = torch.remainder(h6, 6.0)
     channels = []
-    for n in (5.0, 3.0, 1.0):
-        k = torch.remainder(h6 + n, 6.0)
-        channels.append(maxc - cr * torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0))
+    for centre in (0.0, 2.0, 4.0):
+        d = (h6 - centre).abs_()
+        d = torch.minimum(d, 6.0 - d)
+        channels.append(maxc - cr * (d - 1.0).clamp_(0.0, 1.0))
     return torch.stack(channels, dim=-3)
 
 
 def rgb_to_hsv(x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
     """torchvision's ``_rgb2hsv``: ``[B,3,H,W]`` in [0,1] -> h, s, v each ``[B,H,W]`` in [0,1]."""
     h6, maxc, cr = _hue_sextant(x)
-    s = cr / torch.where(cr == 0, torch.ones_like(maxc), maxc)
+    s = cr / maxc.clamp(min=torch.finfo(x.dtype).tiny)  # maxc = 0 implies cr = 0
     return torch.remainder(h6 / 6.0, 1.0), s, maxc
 
 
@@ -199,7 +207,12 @@ def gaussian_blur(x: Tensor, kernel_size: int, sigma: Tensor) -> Tensor:
 
 
 def solarize(x: Tensor, threshold: float = 0.5) -> Tensor:
-    """``x -> 1 - x`` where ``x >= threshold`` (torchvision ``solarize`` on float images)."""
+    """``x -> 1 - x`` where ``x >= threshold`` (torchvision ``solarize`` on float images).
+
+    With the usual threshold 0.5 this is exactly ``min(x, 1 - x)``, one cheap op.
+    """
+    if threshold == 0.5:
+        return torch.minimum(x, 1.0 - x)
     return torch.where(x >= threshold, 1.0 - x, x)
 
 
@@ -285,14 +298,19 @@ def _filter(t: Tensor, interpolation: str) -> Tensor:
     if interpolation == "bilinear":
         return (1.0 - t).clamp_(min=0.0)
     if interpolation == "bicubic":
+        # Both pieces vanish at t = 1 and the outer one at t = 2, so clamping t into each
+        # piece's interval selects the piece without masks.
         a = -0.5
-        near = ((a + 2.0) * t - (a + 3.0)) * t * t + 1.0
-        far = (((t - 5.0) * t + 8.0) * t - 4.0) * a
-        return torch.where(t < 1.0, near, torch.where(t < 2.0, far, torch.zeros_like(t)))
+        tn = t.clamp(max=1.0)
+        tf = t.clamp(1.0, 2.0)
+        near = ((a + 2.0) * tn - (a + 3.0)) * tn * tn + 1.0
+        far = (((tf - 5.0) * tf + 8.0) * tf - 4.0) * a
+        return near + far
     raise ValueError(f"interpolation must be 'bilinear' or 'bicubic', got {interpolation!r}")
 
 
-def resize_weights(start: Tensor, length: Tensor, in_size: int, out_size: int, interpolation: str) -> Tensor:
+def resize_weights(start: Tensor, length: Tensor, in_size: int, out_size: int, interpolation: str,
+                   flip: Optional[Tensor] = None) -> Tensor:
     """Dense 1-D resampling matrices of the crop [start, start + length) -> out_size pixels.
 
     PIL's ``ImagingResample`` / torch's ``interpolate(antialias=True)`` weights: output
@@ -306,6 +324,7 @@ def resize_weights(start: Tensor, length: Tensor, in_size: int, out_size: int, i
         in_size: image extent along the axis.
         out_size: output extent.
         interpolation: "bilinear" or "bicubic".
+        flip: optional bool ``[B]``: reverse the output order (horizontal flip).
 
     Returns:
         ``[B, out_size, in_size]`` float32 rows summing to 1.
@@ -314,10 +333,13 @@ def resize_weights(start: Tensor, length: Tensor, in_size: int, out_size: int, i
     length = length.to(torch.float32)
     scale = (length / out_size)[:, None, None]
     stretch = scale.clamp(min=1.0)
-    centre = (torch.arange(out_size, dtype=torch.float32, device=start.device)[None, :, None] + 0.5) * scale
+    u = torch.arange(out_size, dtype=torch.float32, device=start.device)[None, :]
+    if flip is not None:
+        u = u + flip.to(device=start.device, dtype=torch.float32)[:, None] * (out_size - 1 - 2 * u)
+    centre = (u[..., None] + 0.5) * scale  # [B, out, 1]
     j = torch.arange(in_size, dtype=torch.float32, device=start.device)[None, None, :] - start[:, None, None]
-    w = _filter((j + 0.5 - centre) / stretch, interpolation)
-    w = w * ((j >= 0) & (j < length[:, None, None]))
+    inside = ((j >= 0) & (j < length[:, None, None])).to(torch.float32)  # [B, 1, in]
+    w = _filter((j + 0.5 - centre) / stretch, interpolation) * inside
     return w / w.sum(dim=-1, keepdim=True)
 
 
@@ -350,8 +372,6 @@ def resized_crop(
     b, c, hgt, wid = x.shape
     boxes = boxes.to(x.device)
     wy = resize_weights(boxes[:, 0], boxes[:, 2], hgt, size, interpolation).to(x.dtype)  # [B, S, H]
-    wx = resize_weights(boxes[:, 1], boxes[:, 3], wid, size, interpolation).to(x.dtype)  # [B, S, W]
-    if flip is not None:
-        wx = torch.where(flip.to(x.device)[:, None, None], wx.flip(1), wx)
+    wx = resize_weights(boxes[:, 1], boxes[:, 3], wid, size, interpolation, flip).to(x.dtype)  # [B, S, W]
     t = torch.bmm(x.reshape(b, c * hgt, wid), wx.transpose(1, 2))  # [B, C*H, S]
     return torch.matmul(wy[:, None], t.view(b, c, hgt, size))  # [B, C, S, S]
