@@ -191,7 +191,8 @@ def test_resized_crop_close_to_pil_bicubic():
     boxes = torch.tensor([[0, 0, 48, 48], [5, 7, 20, 25], [10, 3, 38, 30]])
     ours = F.resized_crop(u8[None].float().div(255).repeat(3, 1, 1, 1), boxes, 32, "bicubic").clamp(0, 1)
     for b, (top, left, h, w) in enumerate(boxes.tolist()):
-        ref = TVF.pil_to_tensor(TVF.resized_crop(pil, top, left, h, w, [32, 32], InterpolationMode.BICUBIC)).float() / 255
+        ref = TVF.resized_crop(pil, top, left, h, w, [32, 32], InterpolationMode.BICUBIC)
+        ref = TVF.pil_to_tensor(ref).float() / 255
         # PIL rounds to uint8 after each of its two separable passes.
         assert (ours[b] - ref).abs().max() <= 2.5 / 255
 
@@ -288,7 +289,8 @@ def test_application_rates_through_the_pipeline():
     """Measured on outputs: grayscale and solarize rates of augmented images match the spec."""
     n = 4000
     x = (torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 0.4 + 0.55).expand(n, 3, 8, 8)
-    specs = [ViewSpec(size=8, **{**IDENTITY, "grayscale_prob": 0.3}), ViewSpec(size=8, **{**IDENTITY, "solarize_prob": 0.2})]
+    specs = [ViewSpec(size=8, **{**IDENTITY, "grayscale_prob": 0.3}),
+             ViewSpec(size=8, **{**IDENTITY, "solarize_prob": 0.2})]
     aug = BatchedMultiViewAugment(specs, mean=(0, 0, 0), std=(1, 1, 1))
     v1, v2 = aug(x, torch.Generator().manual_seed(5))
     is_gray = (v1.amax(1) - v1.amin(1)).amax((1, 2)) < 1e-6

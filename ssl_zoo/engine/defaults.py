@@ -9,6 +9,7 @@ on them.
 from __future__ import annotations
 
 import argparse
+import inspect
 import logging
 import os
 import sys
@@ -179,10 +180,14 @@ def build_trainer(cfg, resume: bool = False) -> SSLTrainer:
 
     ddp_model: nn.Module = model
     if comm.get_world_size() > 1:
+        # Buffers (BN statistics) are broadcast from rank 0 once at construction, not at every
+        # forward: SyncBN keeps them equal when enabled; otherwise each process keeps its own
+        # and rank 0's are checkpointed (torch >= 2.14 renamed the switch).
+        ddp_params = inspect.signature(nn.parallel.DistributedDataParallel).parameters
+        sync_kw = {"forward_sync_buffers": False} if "forward_sync_buffers" in ddp_params else {"broadcast_buffers": False}
         ddp_model = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=False,
-            broadcast_buffers=False,  # BN statistics: synchronised by SyncBN if enabled, else per process
+            find_unused_parameters=False, **sync_kw,
         )
     trainer = SSLTrainer(
         ddp_model, optimizer, data, max_iter, accum_steps=accum, amp_dtype=_amp_dtype(cfg),

@@ -96,11 +96,17 @@ class SSLTrainer:
     Attributes:
         iter / start_iter / max_iter: current step (0-based), first step of this run
             (= steps already completed, > 0 when resumed), number of steps.
+        completed_steps: optimizer steps done (``iter + 1`` in ``after_step``); the
+            "iteration" of logs and checkpoints, 0 = untrained.
         model / unwrapped_model: as given / without the DDP wrapper.
         last_outputs: dict of the last step: scalars as floats, ``"embedding"`` as a
             detached tensor of the last micro-batch (if the method returns one).
         storage: ``MetricStorage`` of every logged scalar.
         images_per_step: global images per optimizer step (known after the first step).
+        grad_scaler: the fp16 ``GradScaler`` (None otherwise); saved by ``state_dict``.
+
+    Note: the non-finite check reads the step's scalars on the host once per
+    micro-batch (one device sync), which is also how they reach the logs.
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, data: Any, max_iter: int, *,

@@ -1,19 +1,20 @@
 """Batched multi-view augmentation: the fast path, statistically equal to the PIL path.
 
-``BatchedMultiViewAugment`` applies each ``ViewSpec`` to a whole uint8 batch at once, on
-the batch's device (CPU for the CIFAR quickstart, GPU at ImageNet scale), with EVERY random
+``BatchedMultiViewAugment`` applies each ``ViewSpec`` to a whole batch at once, on the
+batch's device (CPU for the CIFAR quickstart, GPU at ImageNet scale), with EVERY random
 parameter drawn per sample from an explicit ``torch.Generator``:
 
-    crop box (torchvision's rejection sampling, vectorised) -> resize (grid_sample) + flip
-    -> colour jitter with p, its 4 ops in an independent random order per sample
-    -> grayscale -> Gaussian blur (per-sample sigma) -> solarize -> normalise.
+    crop box (torchvision's rejection sampling, vectorised) -> antialiased resize as two
+    batched matmuls, flip folded in -> colour jitter with p, its 4 ops in an independent
+    random order per sample -> grayscale -> Gaussian blur (per-sample sigma) -> solarize
+    -> normalise.
 
-The per-op kernels live in ``functional.py`` and match torchvision's tensor ops per sample.
-Known differences from the PIL reference (``pil.MultiViewPILTransform``), all small:
-PIL rounds to uint8 after every op (<= 0.5/255 per op here avoided); the crop resize uses
-torch's bicubic (a = -0.75, no antialias) instead of PIL's (a = -0.5, antialiased when
-shrinking) -- see ``functional.resized_crop``; PIL's grayscale ("L") uses 0.299/0.587/0.114
-and rounds, and PIL's hue shift works on 8-bit HSV.
+The kernels live in ``functional.py`` and equal torchvision's tensor ops per sample. The
+PIL reference (``pil.MultiViewPILTransform``) differs only by PIL's 8-bit arithmetic: it
+rounds to uint8 after the resize (two passes) and after every colour op, its grayscale
+("L") uses 299/587/114 / 1000, contrast uses the rounded gray mean, and hue is shifted on
+8-bit HSV. At equal parameters that is a mean |difference| of ~1/255 (max a few /255);
+random streams differ (global RNG in workers vs an explicit generator), distributions do not.
 """
 from __future__ import annotations
 
@@ -34,12 +35,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # Colour-jitter op ids, as in torchvision's ColorJitter (fn_idx 0..3).
 _BRIGHTNESS, _CONTRAST, _SATURATION, _HUE = range(4)
-_JITTER_OPS = (
-    ("brightness", TF.adjust_brightness),
-    ("contrast", TF.adjust_contrast),
-    ("saturation", TF.adjust_saturation),
-    ("hue", TF.adjust_hue),
-)  # reference single-op kernels; augment_view fuses the first three per slot
+_JITTER_NAMES = ("brightness", "contrast", "saturation", "hue")
 
 
 @dataclass
@@ -158,7 +154,7 @@ def augment_view(x: Tensor, spec: ViewSpec, params: ViewParams) -> Tensor:
     # one pass with per-sample (factor, op) (factor 1 = untouched); the costly hue goes
     # through the subset of samples whose slot-k op is hue.
     ranges = spec.jitter_ranges()
-    enabled = torch.tensor([ranges[name] is not None for name, _ in _JITTER_OPS], device=params.order.device)
+    enabled = torch.tensor([ranges[name] is not None for name in _JITTER_NAMES], device=params.order.device)
     if bool(params.jitter.any()):
         for slot in range(4):
             op = params.order[:, slot]
