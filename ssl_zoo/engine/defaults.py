@@ -91,13 +91,25 @@ def load_backbone_weights(backbone: nn.Module, path: str) -> None:
                 f"unexpected keys: {result.unexpected_keys}")
 
 
-def _amp_dtype(cfg) -> Optional[torch.dtype]:
+def _amp_dtype(cfg, device: Optional[torch.device] = None) -> Optional[torch.dtype]:
     if not cfg.SOLVER.AMP.ENABLED:
         return None
     dtypes = {"bfloat16": torch.bfloat16, "float16": torch.float16}
     if cfg.SOLVER.AMP.DTYPE not in dtypes:
         raise ValueError(f"SOLVER.AMP.DTYPE must be one of {sorted(dtypes)}, got '{cfg.SOLVER.AMP.DTYPE}'")
-    return dtypes[cfg.SOLVER.AMP.DTYPE]
+    dtype = dtypes[cfg.SOLVER.AMP.DTYPE]
+    if device is not None and device.type == "cpu" and dtype == torch.bfloat16 and not _cpu_has_bf16():
+        # Without native bf16 (AVX-512 BF16 / AMX) oneDNN emulates it, which is slower than fp32.
+        logger.warning("SOLVER.AMP: this CPU has no native bfloat16 support; training in float32 instead.")
+        return None
+    return dtype
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def build_hooks(cfg, model: nn.Module, checkpointer: Checkpointer, schedule, device: torch.device) -> List[H.HookBase]:
@@ -190,7 +202,7 @@ def build_trainer(cfg, resume: bool = False) -> SSLTrainer:
             find_unused_parameters=False, **sync_kw,
         )
     trainer = SSLTrainer(
-        ddp_model, optimizer, data, max_iter, accum_steps=accum, amp_dtype=_amp_dtype(cfg),
+        ddp_model, optimizer, data, max_iter, accum_steps=accum, amp_dtype=_amp_dtype(cfg, device),
         clip_grad_norm=cfg.SOLVER.CLIP_GRAD_NORM, device=device,
         hooks=build_hooks(cfg, model, checkpointer, schedule, device),
     )
