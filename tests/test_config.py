@@ -76,7 +76,7 @@ def test_unknown_key_names_file_key_and_suggestion(tmp_path):
 
 
 def test_unknown_override_suggests(tmp_path):
-    with pytest.raises(ConfigError, match="BYOL.TAU_BASE"):
+    with pytest.raises(ConfigError, match=r"unknown config key 'BYOL.TAU_BASEE'. Did you mean 'BYOL.TAU_BASE'\?"):
         get_cfg().merge_from_list(["BYOL.TAU_BASEE", "0.9"])
 
 

@@ -36,7 +36,7 @@ class CfgNode(_FvCfgNode):
 
     def _explain(self, err: Exception, source: str) -> ConfigError:
         msg = str(err).strip("'\"")
-        m = re.search(r"Non-existent config key: (\S+)", msg)
+        m = re.search(r"Non-existent (?:config )?key: (\S+)", msg)  # merge_from_file / merge_from_list wording
         if m:
             key = m.group(1)
             close = difflib.get_close_matches(key, _all_keys(self), n=1, cutoff=0.5)
