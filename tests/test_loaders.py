@@ -196,6 +196,28 @@ def test_batched_file_dataset_crops_in_workers(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(views, resumed.batch_transform(batch2, 0)[0]))
 
 
+@pytest.mark.parametrize("backend", ["batched", "pil"])
+def test_multicrop_file_dataset_both_backends(tmp_path, backend):
+    """Views of different sizes (2 global + 6 local): workers give a list of V batches."""
+    cfg = _cfg(backend, batch=4, train=_small_folder(tmp_path))
+    cfg.INPUT.AUG_PRESET = "byol_multicrop"  # at 32 px: 2 x 32 + 6 x 14
+    data = build_train_loader(cfg)
+    batch = next(data.iterator)
+    if backend == "batched":
+        assert isinstance(batch[0], list) and [v.dtype for v in batch[0]] == [torch.uint8] * 8
+    views, labels = data.batch_transform(batch, 0)
+    assert [tuple(v.shape) for v in views] == [(4, 3, 32, 32)] * 2 + [(4, 3, 14, 14)] * 6
+    assert labels.shape == (4,) and all(torch.isfinite(v).all() for v in views)
+
+
+def test_multicrop_in_memory_batched():
+    cfg = _cfg("batched", batch=8)
+    cfg.INPUT.AUG_PRESET = "byol_multicrop"
+    data = build_train_loader(cfg)
+    views, _ = data.batch_transform(next(data.iterator), 0)
+    assert [tuple(v.shape) for v in views] == [(8, 3, 32, 32)] * 2 + [(8, 3, 14, 14)] * 6
+
+
 # ---------------------------------------------------------------------------- evaluation
 def test_eval_loader_in_memory_matches_to_tensor_normalize():
     cfg = _cfg()

@@ -376,3 +376,53 @@ def test_view_params_to_device_roundtrip():
     q = p.to("cpu")
     assert isinstance(q, ViewParams) and torch.equal(q.boxes, p.boxes)
     assert dataclasses.replace(p, boxes=None).to("cpu").boxes is None
+
+
+# ---------------------------------------------------------------------------- multi-crop
+
+
+def test_multicrop_preset_and_helper():
+    from ssl_zoo.data.transforms import multi_crop
+
+    specs = get_view_specs("byol_multicrop", 224)
+    byol = get_view_specs("byol", 224)
+    assert [s.size for s in specs] == [224, 224] + [96] * 6  # SwAV 2x224 + 6x96
+    for g, b in zip(specs[:2], byol):
+        assert g.crop_scale == (0.14, 1.0) and dataclasses.replace(g, crop_scale=b.crop_scale) == b
+    for s in specs[2:]:
+        assert s.crop_scale == (0.05, 0.14) and s.blur_prob == 0.5 and s.solarize_prob == 0.0
+        assert s.blur_kernel_size == 9 and s.jitter_prob == 0.8 and s.grayscale_prob == 0.2
+    assert [s.size for s in get_view_specs("byol_multicrop", 64)] == [64, 64] + [27] * 6
+    assert len(multi_crop(byol, 0, 96)) == 2 and len(multi_crop(byol, 10, 96)) == 12
+    over = get_view_specs("byol_multicrop", 224, {"SOLARIZE_PROB": 0.0})  # scalars broadcast to all views
+    assert all(s.solarize_prob == 0.0 for s in over)
+
+
+def test_multicrop_batched_views_of_different_sizes():
+    specs = get_view_specs("byol_multicrop", 48)  # 48 global, 21 local
+    u8 = torch.randint(0, 256, (5, 3, 40, 56), dtype=torch.uint8)
+    out = BatchedMultiViewAugment(specs)(u8, torch.Generator().manual_seed(0))
+    assert [tuple(o.shape) for o in out] == [(5, 3, 48, 48)] * 2 + [(5, 3, 21, 21)] * 6
+    assert all(torch.isfinite(o).all() for o in out)
+    # Pre-cropped path: workers' CropOnlyTransform returns a list per image, collated to V batches.
+    pil, _ = _smooth_uint8_image(60)
+    crops = CropOnlyTransform(specs)(pil)
+    assert isinstance(crops, list) and [tuple(c.shape) for c in crops] == [(3, 48, 48)] * 2 + [(3, 21, 21)] * 6
+    batch = torch.utils.data.default_collate([crops, crops, crops])
+    out = BatchedMultiViewAugment(specs, crop=False)(batch, torch.Generator().manual_seed(0))
+    assert [tuple(o.shape) for o in out] == [(3, 3, 48, 48)] * 2 + [(3, 3, 21, 21)] * 6
+    views = MultiViewPILTransform(specs, IMAGENET_MEAN, IMAGENET_STD)(pil)
+    assert [tuple(v.shape) for v in views] == [(3, 48, 48)] * 2 + [(3, 21, 21)] * 6
+
+
+def test_multicrop_local_crop_areas_follow_the_spec():
+    specs = get_view_specs("byol_multicrop", 224)
+    params = BatchedMultiViewAugment(specs).sample_params(4000, (375, 500), torch.Generator().manual_seed(0))
+    for spec, p in ((specs[0], params[0]), (specs[2], params[2])):
+        box = p.boxes.float()  # [B, 4] = (top, left, height, width)
+        area = box[:, 2] * box[:, 3] / (375 * 500)
+        lo, hi = spec.crop_scale
+        assert area.min() >= lo - 0.01 and area.max() <= hi + 0.01
+    # Local crops are never rejected (small) -> area ~ U[0.05, 0.14]; large global ones are,
+    # as in torchvision (its distribution is tested in test_crop_params_distribution_...).
+    assert abs(area.mean().item() - 0.095) < 0.003 and abs(area.std().item() - 0.09 / math.sqrt(12)) < 0.003

@@ -88,6 +88,13 @@ _C.DATASETS.KNN_TRAIN = ""
 _C.DATASETS.KNN_TEST = ""
 # What to do with an unreadable image: "fail" (raise, naming the file) or "skip" (count, report).
 _C.DATASETS.CORRUPT_POLICY = "fail"
+# Train on a class-balanced subset of DATASETS.TRAIN (semi-supervised splits, quick runs):
+# a fraction of each class (0 = all images) OR a number of images per class (0 = all);
+# at most one of the two may be set.
+_C.DATASETS.TRAIN_SUBSET_FRACTION = 0.0
+_C.DATASETS.TRAIN_SUBSET_PER_CLASS = 0
+# Seed of the subset draw: fixed, independent of SEED, so every run sees the same images.
+_C.DATASETS.TRAIN_SUBSET_SEED = 0
 
 _C.DATALOADER = _FvCfgNode()
 # Worker processes per training process.

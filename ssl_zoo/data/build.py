@@ -170,7 +170,7 @@ def _resolve_seed(seed: int) -> int:
 def build_train_loader(cfg, start_iter: int = 0) -> TrainData:
     """Training data from the config.
 
-    Reads DATASETS.{TRAIN, ROOT, CORRUPT_POLICY}, INPUT.{BACKEND, AUG_PRESET, IMAGE_SIZE, AUG.*,
+    Reads DATASETS.{TRAIN, ROOT, CORRUPT_POLICY, TRAIN_SUBSET_*}, INPUT.{BACKEND, AUG_PRESET, IMAGE_SIZE, AUG.*,
     MEAN, STD}, SOLVER.IMS_PER_BATCH (global; per process = // world size), SEED, DEVICE,
     DATALOADER.{NUM_WORKERS, PIN_MEMORY}. World size / rank come from torch.distributed
     when it is initialised.
@@ -181,9 +181,11 @@ def build_train_loader(cfg, start_iter: int = 0) -> TrainData:
     """
     from ssl_zoo.data.transforms.presets import get_view_specs
 
+    from ssl_zoo.data.subset import subset_from_cfg
+
     specs = get_view_specs(cfg.INPUT.AUG_PRESET, cfg.INPUT.IMAGE_SIZE, dict(cfg.INPUT.AUG))
     dataset = build_dataset(cfg.DATASETS.TRAIN, root=cfg.DATASETS.ROOT, train=True,
-                            corrupt_policy=cfg.DATASETS.CORRUPT_POLICY)
+                            corrupt_policy=cfg.DATASETS.CORRUPT_POLICY, subset=subset_from_cfg(cfg))
     return make_train_data(
         dataset, specs=specs, backend=cfg.INPUT.BACKEND, mean=tuple(cfg.INPUT.MEAN), std=tuple(cfg.INPUT.STD),
         global_batch_size=cfg.SOLVER.IMS_PER_BATCH, seed=_resolve_seed(cfg.SEED), rank=comm.get_rank(),

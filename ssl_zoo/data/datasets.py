@@ -6,7 +6,11 @@ Two kinds of dataset come out of :func:`build_dataset`:
   images decoded once into ``images: uint8 [N, 3, H, W]`` + ``targets: int64 [N]``. The
   "batched" training path gathers batches straight from these tensors (no DataLoader).
 * :class:`ImageFolderDataset` for large sets (ImageNet, any folder): decoded lazily in
-  DataLoader workers, with an explicit policy for unreadable files.
+  DataLoader workers, with an explicit policy for unreadable files (shared with the other
+  file-backed set, ``catalog.FileListDataset``, through :class:`FileImageDataset`).
+
+More names (file lists, STL-10, Imagenette) are registered in ``catalog.py``; subsets
+(``build_dataset(..., subset=SubsetSpec(...))``) are drawn in ``subset.py``.
 
 Names (``DATASET_REGISTRY``) resolve under a root: the explicit ``root`` argument, else
 ``$SSL_ZOO_DATASETS``, else ``./datasets``. A missing directory raises ``FileNotFoundError``
@@ -32,7 +36,9 @@ __all__ = [
     "CORRUPT_POLICIES",
     "UnreadableImageError",
     "InMemoryImageDataset",
+    "FileImageDataset",
     "ImageFolderDataset",
+    "corrupt_summary",
     "build_dataset",
     "resolve_root",
 ]
@@ -129,32 +135,38 @@ def _check_image(path: str) -> Optional[str]:
         return f"{type(e).__name__}: {e}"
 
 
-class ImageFolderDataset(ImageFolder):
-    """torchvision ``ImageFolder`` (``root/<class>/<image>``) with a policy for unreadable files.
+class FileImageDataset(Dataset):
+    """Base of the file-backed datasets: ``samples`` of (path, target), decoded lazily with a
+    policy for unreadable files. Subclasses fill ``root``, ``samples``, ``targets``, ``classes``
+    and then call :meth:`_apply_corrupt_policy`.
 
-    Args:
-        root: folder with one sub-folder per class (classes sorted by name).
-        transform: callable applied to the RGB PIL image.
-        corrupt_policy: "fail" -> reading an unreadable file raises :class:`UnreadableImageError`
-            naming it. "skip" -> every file is test-decoded once at construction (threaded;
-            about a minute for ImageNet on 16 cores), unreadable ones are dropped and listed in
-            ``corrupt_files`` with a warning; a file that breaks later is replaced by the next
-            readable sample (with a warning naming it) so a long run is not lost.
-        num_check_threads: threads for the "skip" scan (default: CPU count).
-
-    Attributes:
-        corrupt_files: paths found unreadable (policy "skip"); empty under "fail".
+    Policies: "fail" -> reading an unreadable file raises :class:`UnreadableImageError` naming
+    it. "skip" -> every file is test-decoded once at construction (threaded; about a minute
+    for ImageNet on 16 cores), unreadable ones are dropped and listed in ``corrupt_files``
+    with one warning giving their count and paths; a file that breaks later is replaced by
+    the next readable sample (with a warning naming it) so a long run is not lost.
     """
 
-    def __init__(self, root: str, transform: Optional[Callable] = None, corrupt_policy: str = "fail",
-                 num_check_threads: Optional[int] = None) -> None:
+    root: str
+    samples: List[Tuple[str, int]]
+    targets: List[int]
+    classes: List[str]
+    transform: Optional[Callable]
+
+    def _apply_corrupt_policy(self, corrupt_policy: str, num_check_threads: Optional[int]) -> None:
         if corrupt_policy not in CORRUPT_POLICIES:
             raise ValueError(f"corrupt_policy must be one of {CORRUPT_POLICIES}, got {corrupt_policy!r}")
-        super().__init__(_require_dir(root, "ImageFolder"), transform=transform)
         self.corrupt_policy = corrupt_policy
         self.corrupt_files: List[str] = []
         if corrupt_policy == "skip":
             self._drop_unreadable(num_check_threads or os.cpu_count() or 1)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _set_samples(self, samples: List[Tuple[str, int]]) -> None:
+        self.samples = self.imgs = samples
+        self.targets = [t for _, t in samples]
 
     def _drop_unreadable(self, threads: int) -> None:
         paths = [p for p, _ in self.samples]
@@ -162,13 +174,8 @@ class ImageFolderDataset(ImageFolder):
         bad = [(p, e) for p, e in zip(paths, errors) if e is not None]
         if bad:
             self.corrupt_files = [p for p, _ in bad]
-            keep = [s for s, e in zip(self.samples, errors) if e is None]
-            self.samples = self.imgs = keep
-            self.targets = [t for _, t in keep]
-            shown = "\n  ".join(f"{p} ({e})" for p, e in bad[:20])
-            more = f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else ""
-            warnings.warn(f"Skipped {len(bad)} unreadable image(s) of {len(paths)} under {self.root}:\n  {shown}{more}",
-                          stacklevel=3)
+            self._set_samples([s for s, e in zip(self.samples, errors) if e is None])
+            warnings.warn(corrupt_summary(bad, len(paths), self.root), stacklevel=4)
         if not self.samples:
             raise RuntimeError(f"No readable image left under {self.root}")
 
@@ -196,6 +203,34 @@ class ImageFolderDataset(ImageFolder):
                 img = self.transform(img)
             return img, target
         raise RuntimeError(f"No readable image under {self.root}")
+
+
+def corrupt_summary(bad: Sequence[Tuple[str, str]], total: int, where: str, shown: int = 20) -> str:
+    """One report for skipped files: count, total, and the first ``shown`` paths with their errors."""
+    lines = "\n  ".join(f"{p} ({e})" for p, e in bad[:shown])
+    more = f"\n  ... and {len(bad) - shown} more" if len(bad) > shown else ""
+    return f"Skipped {len(bad)} unreadable image(s) of {total} under {where}:\n  {lines}{more}"
+
+
+class ImageFolderDataset(FileImageDataset, ImageFolder):
+    """torchvision ``ImageFolder`` (``root/<class>/<image>``) with a policy for unreadable files.
+
+    Args:
+        root: folder with one sub-folder per class (classes sorted by name).
+        transform: callable applied to the RGB PIL image.
+        corrupt_policy: "fail" or "skip" (see :class:`FileImageDataset`).
+        num_check_threads: threads for the "skip" scan (default: CPU count).
+
+    Attributes:
+        corrupt_files: paths found unreadable (policy "skip"); empty under "fail".
+    """
+
+    def __init__(self, root: str, transform: Optional[Callable] = None, corrupt_policy: str = "fail",
+                 num_check_threads: Optional[int] = None) -> None:
+        if corrupt_policy not in CORRUPT_POLICIES:
+            raise ValueError(f"corrupt_policy must be one of {CORRUPT_POLICIES}, got {corrupt_policy!r}")
+        ImageFolder.__init__(self, _require_dir(root, "ImageFolder"), transform=transform)
+        self._apply_corrupt_policy(corrupt_policy, num_check_threads)
 
 
 # ---------------------------------------------------------------------------- registry
@@ -250,37 +285,60 @@ _register_split_names("imagenet", _imagenet, test_suffix="val")
 
 
 def build_dataset(name_or_path: str, root: Optional[str] = None, train: bool = True,
-                  transform: Optional[Callable] = None, corrupt_policy: str = "fail") -> Dataset:
-    """Build a dataset by registry name or ImageFolder path.
+                  transform: Optional[Callable] = None, corrupt_policy: str = "fail", subset=None) -> Dataset:
+    """Build a dataset by registry name, ImageFolder path or file-list path.
 
     Args:
         name_or_path: a ``DATASET_REGISTRY`` name (``builtin_cifar10_train``, ``cifar10_test``,
-            ``cifar100_train``, ``imagenet_val``, ...; a bare ``cifar10`` takes the split from
-            ``train``) or the path of an existing ImageFolder directory.
+            ``cifar100_train``, ``imagenet_val``, ``stl10_unlabeled``, ``imagenette_val``, ...;
+            a bare ``cifar10`` takes the split from ``train``), the path of an existing
+            ImageFolder directory, or the path of a text file of ``<path> <label>`` lines
+            (:class:`~ssl_zoo.data.catalog.FileListDataset`; paths relative to an explicit
+            ``root``, else to the list's folder).
         root: dataset root for names (see :func:`resolve_root`).
         train: split for bare names; ignored for paths and names with a split suffix.
         transform: applied to each PIL image in ``__getitem__``.
-        corrupt_policy: "fail" or "skip" (see :class:`ImageFolderDataset`).
+        corrupt_policy: "fail" or "skip" (see :class:`FileImageDataset`).
+        subset: optional :class:`~ssl_zoo.data.subset.SubsetSpec`: keep a class-balanced,
+            seeded fraction or number of images per class (same kind of dataset, with
+            ``subset_indices`` into the full set).
 
     Returns:
-        :class:`InMemoryImageDataset` (built-in, CIFAR) or :class:`ImageFolderDataset`.
+        :class:`InMemoryImageDataset` (built-in, CIFAR, STL-10), :class:`ImageFolderDataset`
+        or :class:`~ssl_zoo.data.catalog.FileListDataset`.
 
     Raises:
         FileNotFoundError: the data directory is missing (the message names the full path).
-        KeyError: neither a known name nor an existing directory.
+        KeyError: neither a known name nor an existing directory or file.
     """
+    from ssl_zoo.data.subset import apply_subset
+
+    return apply_subset(_build_full_dataset(name_or_path, root, train, transform, corrupt_policy), subset)
+
+
+def _build_full_dataset(name_or_path: str, root: Optional[str], train: bool, transform: Optional[Callable],
+                        corrupt_policy: str) -> Dataset:
     if corrupt_policy not in CORRUPT_POLICIES:
         raise ValueError(f"corrupt_policy must be one of {CORRUPT_POLICIES}, got {corrupt_policy!r}")
     if name_or_path in DATASET_REGISTRY:
         return DATASET_REGISTRY.get(name_or_path)(resolve_root(root), train, transform, corrupt_policy)
     if os.path.isdir(name_or_path):
         return ImageFolderDataset(name_or_path, transform, corrupt_policy)
+    if os.path.isfile(name_or_path):
+        from ssl_zoo.data.catalog import FileListDataset
+
+        return FileListDataset(name_or_path, root or None, transform, corrupt_policy)
     if os.sep in name_or_path or name_or_path.startswith("."):
-        raise FileNotFoundError(f"Dataset directory not found: {os.path.abspath(name_or_path)} "
-                                f"(expected an ImageFolder root/<class>/<image>).")
+        raise FileNotFoundError(f"Dataset directory or file list not found: {os.path.abspath(name_or_path)} "
+                                f"(expected an ImageFolder root/<class>/<image> or a text file of "
+                                f"'<path> <label>' lines).")
     try:
         DATASET_REGISTRY.get(name_or_path)
     except KeyError as e:  # neither a name nor a directory: say both
-        raise KeyError(f"{e.args[0]}; '{name_or_path}' is not an existing directory either "
+        raise KeyError(f"{e.args[0]}; '{name_or_path}' is not an existing directory or file either "
                        f"({os.path.abspath(name_or_path)}).") from None
     raise AssertionError("unreachable")
+
+
+# Registers file lists, STL-10 and Imagenette (kept in their own module for size).
+from ssl_zoo.data import catalog as _catalog  # noqa: E402,F401  pylint: disable=wrong-import-position

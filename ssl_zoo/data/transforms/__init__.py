@@ -20,6 +20,7 @@ from .presets import (
     apply_overrides,
     blur_kernel_size,
     get_view_specs,
+    multi_crop,
     view_specs_from_cfg,
 )
 
@@ -30,6 +31,7 @@ __all__ = [
     "apply_overrides",
     "blur_kernel_size",
     "get_view_specs",
+    "multi_crop",
     "view_specs_from_cfg",
     "MultiViewPILTransform",
     "CropOnlyTransform",

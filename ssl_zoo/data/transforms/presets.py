@@ -30,6 +30,7 @@ __all__ = [
     "get_view_specs",
     "view_specs_from_cfg",
     "blur_kernel_size",
+    "multi_crop",
 ]
 
 AUGMENTATION_REGISTRY = Registry("AUGMENTATION")
@@ -216,6 +217,48 @@ def mocov1(image_size: int = 224) -> List[ViewSpec]:
         grayscale_prob=0.2, blur_prob=0.0, solarize_prob=0.0, interpolation="bilinear",
     )
     return [spec, spec]
+
+
+def multi_crop(global_specs: Sequence[ViewSpec], num_local: int, local_size: int,
+               global_scale: Tuple[float, float] = (0.14, 1.0), local_scale: Tuple[float, float] = (0.05, 0.14),
+               local_blur_prob: float = 0.5, local_solarize_prob: float = 0.0) -> List[ViewSpec]:
+    """Multi-crop views: the global views (crop area ``global_scale``) + ``num_local`` small views.
+
+    Multi-crop (Caron et al. 2020, SwAV Sec. 3.2): 2 global 224 px crops of area
+    U[0.14, 1] and V local 96 px crops of area U[0.05, 0.14]; DINO (Caron et al. 2021)
+    keeps BYOL's two global views and gives local views blur p 0.5, no solarize. Local
+    views copy the first global view's colour recipe with those blur/solarize rates.
+    Views come out globals first, then locals (methods compare locals to globals only).
+
+    Args:
+        global_specs: e.g. ``byol(224)``.
+        num_local: number of local views V (>= 0).
+        local_size: side of a local view (96 at 224).
+        global_scale, local_scale: crop area ranges.
+        local_blur_prob, local_solarize_prob: rates of the local views.
+
+    Returns:
+        ``len(global_specs) + num_local`` ViewSpecs (the view sizes differ: both training
+        paths handle that, the batched one returns a list of differently sized batches).
+    """
+    if num_local < 0:
+        raise ValueError(f"num_local must be >= 0, got {num_local}")
+    globals_ = [dataclasses.replace(s, crop_scale=global_scale) for s in global_specs]
+    local = dataclasses.replace(globals_[0], size=int(local_size), crop_scale=local_scale,
+                                blur_prob=local_blur_prob, solarize_prob=local_solarize_prob)
+    return globals_ + [local] * int(num_local)
+
+
+@AUGMENTATION_REGISTRY.register()
+def byol_multicrop(image_size: int = 224) -> List[ViewSpec]:
+    """BYOL's two views as global crops + 6 local crops (SwAV's 2x224 + 6x96 geometry).
+
+    Global: BYOL views T / T' with crop area U[0.14, 1]; local: 96 px (scaled as
+    ``96/224 * image_size``, at least 8) crops of area U[0.05, 0.14], T's colour recipe with
+    blur p 0.5 and no solarize (DINO). See :func:`multi_crop` for other counts and scales.
+    """
+    local_size = max(8, int(round(image_size * 96 / 224)))
+    return multi_crop(byol(image_size), num_local=6, local_size=local_size)
 
 
 # ---------------------------------------------------------------------------- overrides

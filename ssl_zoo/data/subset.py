@@ -1,0 +1,126 @@
+"""Deterministic, class-balanced subsets of a dataset (for semi-supervised splits and quick runs).
+
+A subset is a fraction of every class, or a fixed number of images per class, drawn with
+a fixed seed that is independent of the training ``SEED``: every run, method and world
+size sees the same images. Within a class the images are a prefix of one seeded
+permutation of that class, so for a given seed a smaller subset is contained in a larger
+one (the 1% split is inside the 10% split, as in the usual semi-supervised protocols).
+
+Examples:
+    >>> idx = subset_indices(targets, fraction=0.1, seed=0)       # 10% of each class
+    >>> idx = subset_indices(targets, per_class=13, seed=0)       # 13 images per class
+    >>> ds = build_dataset("cifar10_train", subset=SubsetSpec(per_class=400))
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Optional, Sequence, Union
+
+import torch
+from torch.utils.data import Dataset, Subset
+
+from ssl_zoo.data.samplers import mix_seed
+
+__all__ = ["SubsetSpec", "subset_indices", "take_subset", "apply_subset", "subset_from_cfg"]
+
+
+@dataclass(frozen=True)
+class SubsetSpec:
+    """Which subset to keep: ``fraction`` of each class OR ``per_class`` images (0 = unused).
+
+    Attributes:
+        fraction: in (0, 1]; each class keeps ``max(1, round(fraction * n_c))`` of its n_c images.
+        per_class: keep ``min(per_class, n_c)`` images of each class.
+        seed: seed of the draw (fixed: not the run's ``SEED``).
+    """
+
+    fraction: float = 0.0
+    per_class: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= float(self.fraction) <= 1.0:
+            raise ValueError(f"subset fraction must be in (0, 1] (0 = unused), got {self.fraction}")
+        if int(self.per_class) < 0:
+            raise ValueError(f"subset per_class must be >= 0 (0 = unused), got {self.per_class}")
+        if self.fraction > 0 and self.per_class > 0:
+            raise ValueError("give a subset fraction or a number of images per class, not both "
+                             f"(fraction={self.fraction}, per_class={self.per_class})")
+
+    @property
+    def active(self) -> bool:
+        """True when a subset is asked for (fraction 1.0 still counts: it is a no-op draw)."""
+        return self.fraction > 0 or self.per_class > 0
+
+
+def subset_indices(targets: Union[torch.Tensor, Sequence[int]], fraction: float = 0.0, per_class: int = 0,
+                   seed: int = 0) -> torch.Tensor:
+    """Indices of a class-balanced subset, sorted ascending.
+
+    Args:
+        targets: int labels ``[N]`` (-1 = unlabeled is just one more group).
+        fraction, per_class, seed: see :class:`SubsetSpec` (exactly one of the first two > 0).
+
+    Returns:
+        int64 ``[M]`` indices into ``targets``; class c contributes the first k_c entries of
+        a permutation seeded by ``(seed, c)``, so the draw of one class does not depend on
+        the others and smaller subsets nest inside larger ones.
+    """
+    spec = SubsetSpec(fraction, per_class, seed)
+    if not spec.active:
+        raise ValueError("subset_indices needs fraction > 0 or per_class > 0")
+    targets = torch.as_tensor(targets, dtype=torch.int64).reshape(-1)
+    chosen = []
+    for c in torch.unique(targets).tolist():
+        members = (targets == c).nonzero().squeeze(1)
+        n = members.numel()
+        k = min(n, int(per_class)) if per_class > 0 else max(1, int(math.floor(fraction * n + 0.5)))
+        g = torch.Generator().manual_seed(mix_seed(seed, c))
+        chosen.append(members[torch.randperm(n, generator=g)[:k]])
+    return torch.cat(chosen).sort().values
+
+
+def take_subset(dataset: Dataset, indices: torch.Tensor) -> Dataset:
+    """The samples ``indices`` of ``dataset``, keeping its kind where possible.
+
+    In-memory sets stay :class:`InMemoryImageDataset` (the batched path needs ``.images``),
+    file-backed sets stay file-backed (a shallow copy with fewer ``samples``); anything else
+    becomes a ``torch.utils.data.Subset``. The result has ``subset_indices`` (into the full set).
+    """
+    from ssl_zoo.data.datasets import FileImageDataset, InMemoryImageDataset
+
+    indices = torch.as_tensor(indices, dtype=torch.int64)
+    if isinstance(dataset, InMemoryImageDataset):
+        out = InMemoryImageDataset(dataset.images.index_select(0, indices), dataset.targets.index_select(0, indices),
+                                   dataset.classes, dataset.transform)
+        out.corrupt_files = list(dataset.corrupt_files)
+    elif isinstance(dataset, FileImageDataset):
+        out = copy.copy(dataset)
+        out._set_samples([dataset.samples[i] for i in indices.tolist()])
+    else:
+        out = Subset(dataset, indices.tolist())
+    out.subset_indices = indices
+    return out
+
+
+def _targets_of(dataset: Dataset) -> torch.Tensor:
+    targets = getattr(dataset, "targets", None)
+    if targets is None:
+        raise TypeError(f"{type(dataset).__name__} has no .targets: cannot draw a class-balanced subset")
+    return torch.as_tensor(targets, dtype=torch.int64)
+
+
+def apply_subset(dataset: Dataset, spec: Optional[SubsetSpec]) -> Dataset:
+    """``dataset`` restricted to ``spec`` (unchanged when ``spec`` is None or inactive)."""
+    if spec is None or not spec.active:
+        return dataset
+    return take_subset(dataset, subset_indices(_targets_of(dataset), spec.fraction, spec.per_class, spec.seed))
+
+
+def subset_from_cfg(cfg) -> Optional[SubsetSpec]:
+    """DATASETS.TRAIN_SUBSET_{FRACTION, PER_CLASS, SEED} -> SubsetSpec, or None when unused."""
+    d = cfg.DATASETS
+    spec = SubsetSpec(float(d.TRAIN_SUBSET_FRACTION), int(d.TRAIN_SUBSET_PER_CLASS), int(d.TRAIN_SUBSET_SEED))
+    return spec if spec.active else None
