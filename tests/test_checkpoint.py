@@ -99,3 +99,24 @@ def test_load_initialisation_is_non_strict(tmp_path):
         ckpt.load(str(tmp_path / "init.pth"))
     with pytest.raises(FileNotFoundError, match="nope.pth"):
         ckpt.load(str(tmp_path / "nope.pth"))
+
+
+class _RunsCode:
+    def __reduce__(self):
+        import os
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def test_load_file_refuses_code_running_pickles(tmp_path):
+    import pickle
+
+    import pytest
+
+    from ssl_zoo.checkpoint.checkpointer import load_file
+
+    bad = tmp_path / "evil.pth"
+    torch.save({"model": _RunsCode()}, bad)
+    with pytest.raises(pickle.UnpicklingError, match="evil.pth"):
+        load_file(str(bad))
+    with pytest.raises(FileNotFoundError, match="missing.pth"):
+        load_file(str(tmp_path / "missing.pth"))

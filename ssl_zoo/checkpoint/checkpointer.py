@@ -11,9 +11,9 @@ POSIX), and the ``last_checkpoint`` pointer file is replaced the same way. A cra
 an exception during ``save`` therefore leaves the previous checkpoint and pointer intact.
 
 Everything saved is tensors and plain Python containers, so ``torch.load(...,
-weights_only=True)`` (no arbitrary unpickling) reads it. Files that need full unpickling
-(e.g. made by other tools) are loaded with ``weights_only=False`` after a logged
-warning: only load such files from sources you trust.
+weights_only=True)`` (no arbitrary unpickling) reads it. Files that would need full
+unpickling (arbitrary code) are refused with an error naming the file; convert foreign
+checkpoints with ``tools/model_zoo.py convert`` instead.
 """
 from __future__ import annotations
 
@@ -108,13 +108,16 @@ def _atomic_write(path: str, write_fn) -> None:
 
 
 def load_file(path: str) -> Dict[str, Any]:
-    """``torch.load`` on CPU, ``weights_only=True`` first (see the module docstring for the fallback)."""
+    """``torch.load(weights_only=True)`` on CPU: a file that needs arbitrary unpickling is refused."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Checkpoint not found: '{path}'")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        logger.warning(f"{path} is not loadable with weights_only=True ({str(e).splitlines()[0]}); "
-                       "falling back to full unpickling: only load checkpoints you trust.")
-        return torch.load(path, map_location="cpu", weights_only=False)
+        raise pickle.UnpicklingError(
+            f"Refusing to load '{path}': it needs full unpickling, which can run arbitrary code "
+            f"({str(e).splitlines()[0]}). Convert it with `python tools/model_zoo.py convert`."
+        ) from None
 
 
 class Checkpointer:
