@@ -29,6 +29,8 @@ class MLP(nn.Sequential):
             bias, which the BN would cancel. BYOL: False.
         bn_momentum: PyTorch BN momentum (= 1 - decay; BYOL 0.1).
         bn_eps: BN epsilon (BYOL 1e-5).
+        hidden_bn: BN after each hidden Linear (True); False gives ``Linear -> ReLU``
+            hidden layers, MoCo v2's MLP head (2048 -> 2048 -> 128 without BN).
 
     Shapes:
         ``[B, in_dim] -> [B, out_dim]``.
@@ -47,6 +49,7 @@ class MLP(nn.Sequential):
         last_bn: bool = False,
         bn_momentum: float = 0.1,
         bn_eps: float = 1e-5,
+        hidden_bn: bool = True,
     ) -> None:
         if num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
@@ -54,11 +57,10 @@ class MLP(nn.Sequential):
         d = in_dim
         for _ in range(num_layers - 1):
             # Bias kept before the BN as in BYOL's code (hk.Linear); it is a no-op there.
-            layers += [
-                nn.Linear(d, hidden_dim),
-                nn.BatchNorm1d(hidden_dim, eps=bn_eps, momentum=bn_momentum),
-                nn.ReLU(inplace=True),
-            ]
+            layers.append(nn.Linear(d, hidden_dim))
+            if hidden_bn:
+                layers.append(nn.BatchNorm1d(hidden_dim, eps=bn_eps, momentum=bn_momentum))
+            layers.append(nn.ReLU(inplace=True))
             d = hidden_dim
         layers.append(nn.Linear(d, out_dim, bias=not last_bn))
         if last_bn:
@@ -97,6 +99,12 @@ def simclr_projection(
 ) -> MLP:
     """SimCLR projector: ``2048 -> 2048 -> 128`` with BN (PROTOCOLS.md s.8); v2: ``num_layers=3, last_bn=True``."""
     return MLP(in_dim, hidden_dim, out_dim, num_layers, last_bn, bn_momentum=bn_momentum, bn_eps=bn_eps)
+
+
+@HEAD_REGISTRY.register()
+def mocov2_projection(in_dim: int = 2048, hidden_dim: int = 2048, out_dim: int = 128) -> MLP:
+    """MoCo v2 MLP head: ``Linear(2048, 2048) -> ReLU -> Linear(2048, 128)``, no BN (PROTOCOLS.md s.8)."""
+    return MLP(in_dim, hidden_dim, out_dim, num_layers=2, hidden_bn=False)
 
 
 @HEAD_REGISTRY.register()

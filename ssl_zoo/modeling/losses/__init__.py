@@ -12,5 +12,11 @@ def build_loss(name: str, **kwargs):
 
 # Imported after LOSS_REGISTRY exists: the loss modules register themselves in it.
 from ssl_zoo.modeling.losses.byol import BYOLLoss, normalized_mse  # noqa: E402
+from ssl_zoo.modeling.losses.ntxent import NTXentLoss  # noqa: E402
+from ssl_zoo.modeling.losses.infonce import InfoNCELoss  # noqa: E402
+from ssl_zoo.modeling.losses.unified import UnifiedLoss  # noqa: E402
+from ssl_zoo.modeling.losses.barlow_twins import BarlowTwinsLoss  # noqa: E402
+from ssl_zoo.modeling.losses.negative_cosine import NegativeCosineLoss  # noqa: E402
 
-__all__ = ["LOSS_REGISTRY", "build_loss", "BYOLLoss", "normalized_mse"]
+__all__ = ["LOSS_REGISTRY", "build_loss", "BYOLLoss", "normalized_mse", "NTXentLoss", "InfoNCELoss",
+           "UnifiedLoss", "BarlowTwinsLoss", "NegativeCosineLoss"]

@@ -1,0 +1,140 @@
+"""MoCo: Momentum Contrast (He et al., CVPR 2020, arXiv 1911.05722), v2 by default
+(Chen et al. 2020, "Improved Baselines with Momentum Contrastive Learning", arXiv 2003.04297).
+
+Algorithm 1 of the paper, in this module's names::
+
+    q = projector(backbone(x_q))                         query, online encoder
+    k = target_projector(target_backbone(x_k))           key, no gradient, shuffled BN
+    L = InfoNCE(q, k+, queue; T)                          (Eq. 1, queue of K negatives)
+    after each step: xi <- m xi + (1 - m) theta          (Eq. 2, m = 0.999, constant)
+    enqueue the keys of the global batch, dequeue the oldest
+
+The key encoder uses the SAME momentum code path as BYOL's target network
+(``ssl_zoo.modeling.momentum.ema_update_`` + ``MomentumUpdateHook``, schedule "constant").
+PROTOCOLS.md s.8: v2 = MLP head 2048 -> 2048 -> 128 (no BN), T 0.2, K 65,536, m 0.999;
+v1 = linear head to 128, T 0.07 (``configs/moco/``).
+
+Shuffling BN (Sec. 3.3): with several processes the key encoder sees a random permutation
+of the global batch (``ssl_zoo.utils.dist_ops.batch_shuffle``) so BN statistics cannot leak
+the positive. With one process it is a no-op; ``MODEL.SYNC_BN`` is the alternative.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ssl_zoo.config import CfgNode
+from ssl_zoo.engine.momentum_hook import MomentumUpdateHook
+from ssl_zoo.modeling.backbones.build import build_backbone_from_cfg
+from ssl_zoo.modeling.heads import MLP
+from ssl_zoo.modeling.losses.infonce import InfoNCELoss
+from ssl_zoo.modeling.method import METHOD_REGISTRY, SSLMethod
+from ssl_zoo.modeling.momentum import MOMENTUM_SCHEDULE_REGISTRY, ema_update_
+from ssl_zoo.modeling.queue import KeyQueue
+from ssl_zoo.utils.dist_ops import batch_shuffle, batch_unshuffle
+
+
+@METHOD_REGISTRY.register()
+class MoCo(SSLMethod):
+    """MoCo v1/v2 with a momentum key encoder and a queue of negatives.
+
+    Args:
+        backbone: query encoder, ``[B,3,H,W] -> [B, backbone.out_dim]``.
+        projector: query head ``[B, out_dim] -> [B, dim]`` (v2 MLP, v1 Linear).
+        queue_size: K keys in the queue.
+        temperature: InfoNCE temperature T.
+        tau_base: key-encoder momentum m (called tau as in BYOL; 0.999).
+        tau_schedule: MOMENTUM_SCHEDULE_REGISTRY name ("constant" in MoCo).
+        shuffle_bn: shuffle the key encoder's batch across processes.
+        symmetric: also use (q2, k1) and enqueue both keys (common at CIFAR scale; the
+            paper's MoCo is asymmetric).
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        projector: nn.Module,
+        *,
+        queue_size: int = 65536,
+        temperature: float = 0.2,
+        tau_base: float = 0.999,
+        tau_schedule: str = "constant",
+        shuffle_bn: bool = True,
+        symmetric: bool = False,
+    ) -> None:
+        super().__init__()
+        self.backbone, self.projector = backbone, projector
+        # Key encoder = copy of the query encoder (Algorithm 1: f_k.params = f_q.params).
+        self.target_backbone, self.target_projector = copy.deepcopy(backbone), copy.deepcopy(projector)
+        for p in list(self.target_backbone.parameters()) + list(self.target_projector.parameters()):
+            p.requires_grad_(False)
+        dim = projector.out_features if isinstance(projector, nn.Linear) else projector.out_dim
+        self.queue = KeyQueue(dim, queue_size)
+        self.loss_fn = InfoNCELoss(temperature)
+        self.tau_base = tau_base
+        self.tau_schedule = MOMENTUM_SCHEDULE_REGISTRY.get(tau_schedule)
+        self.shuffle_bn, self.symmetric = shuffle_bn, symmetric
+
+    @classmethod
+    def add_config(cls, cfg) -> None:
+        cfg.MOCO = CfgNode()
+        cfg.MOCO.HEAD = "mlp"  # v2 "mlp": 2048 -> 2048 -> 128 without BN; v1 "linear": 2048 -> 128
+        cfg.MOCO.PROJECTOR_HIDDEN_DIM = 2048
+        cfg.MOCO.PROJECTOR_OUT_DIM = 128  # feature dimension (both versions)
+        cfg.MOCO.QUEUE_SIZE = 65536  # K (PROTOCOLS s.8)
+        cfg.MOCO.TEMPERATURE = 0.2  # v2 0.2, v1 0.07
+        cfg.MOCO.TAU_BASE = 0.999  # key-encoder momentum m
+        cfg.MOCO.TAU_SCHEDULE = "constant"  # MoCo keeps m fixed
+        cfg.MOCO.SHUFFLE_BN = True  # Sec. 3.3 shuffling BN (multi-process)
+        cfg.MOCO.SYMMETRIC = False  # paper: one direction (q of view 1, k of view 2)
+
+    @classmethod
+    def from_config(cls, cfg) -> dict:
+        c, bn = cfg.MOCO, cfg.MODEL.BN
+        backbone = build_backbone_from_cfg(cfg)
+        if c.HEAD == "mlp":
+            projector = MLP(backbone.out_dim, c.PROJECTOR_HIDDEN_DIM, c.PROJECTOR_OUT_DIM, hidden_bn=False,
+                            bn_momentum=bn.MOMENTUM, bn_eps=bn.EPS)
+        elif c.HEAD == "linear":
+            projector = nn.Linear(backbone.out_dim, c.PROJECTOR_OUT_DIM)
+        else:
+            raise ValueError(f"MOCO.HEAD must be 'mlp' (v2) or 'linear' (v1), got '{c.HEAD}'")
+        return dict(backbone=backbone, projector=projector, queue_size=c.QUEUE_SIZE, temperature=c.TEMPERATURE,
+                    tau_base=c.TAU_BASE, tau_schedule=c.TAU_SCHEDULE, shuffle_bn=c.SHUFFLE_BN, symmetric=c.SYMMETRIC)
+
+    @torch.no_grad()
+    def _keys(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised keys ``[B, dim]`` of images ``x`` by the key encoder (shuffled BN)."""
+        idx_unshuffle = None
+        if self.shuffle_bn:
+            x, idx_unshuffle = batch_shuffle(x)
+        k = F.normalize(self.target_projector(self.target_backbone(x)), dim=1)
+        return batch_unshuffle(k, idx_unshuffle)
+
+    def forward(self, views: List[torch.Tensor], labels: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+        v1, v2 = views[:2]
+        q1 = self.projector(self.backbone(v1))
+        k2 = self._keys(v2)
+        loss = self.loss_fn(q1, k2, self.queue.keys)
+        new_keys = [k2]
+        if self.symmetric:
+            q2 = self.projector(self.backbone(v2))
+            k1 = self._keys(v1)
+            loss = loss + self.loss_fn(q2, k1, self.queue.keys)
+            new_keys.append(k1)
+        if self.training:
+            self.queue.enqueue(torch.cat(new_keys))
+        return {"loss": loss, "infonce_loss": loss.detach(), "embedding": q1.detach()}
+
+    @torch.no_grad()
+    def momentum_update(self, tau: float) -> None:
+        """Key encoder: xi <- tau * xi + (1 - tau) * theta (Eq. 2), BYOL's code path."""
+        ema_update_(self.target_backbone, self.backbone, tau)
+        ema_update_(self.target_projector, self.projector, tau)
+
+    def hooks(self) -> list:
+        return [MomentumUpdateHook(self.momentum_update, lambda k, K: self.tau_schedule(k, K, self.tau_base))]
