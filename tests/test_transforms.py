@@ -426,3 +426,59 @@ def test_multicrop_local_crop_areas_follow_the_spec():
     # Local crops are never rejected (small) -> area ~ U[0.05, 0.14]; large global ones are,
     # as in torchvision (its distribution is tested in test_crop_params_distribution_...).
     assert abs(area.mean().item() - 0.095) < 0.003 and abs(area.std().item() - 0.09 / math.sqrt(12)) < 0.003
+
+
+# ---------------------------------------------------------------------------- sparse crop, chunking
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+def test_per_sample_resized_crop_matches_torchvision_and_dense(interpolation):
+    x = _images(b=3, h=120, w=150)
+    boxes = torch.tensor([[0, 0, 120, 150], [5, 7, 30, 20], [10, 30, 100, 100]])  # shrink and enlarge
+    flip = torch.tensor([False, True, False])
+    assert F.sparse_resize_pays(x, 64) and not F.sparse_resize_pays(x[..., :32, :32], 32)
+    ours = F.resized_crop(x, boxes, 64, interpolation, flip=flip)  # dispatches to the per-sample path
+    dense = torch.matmul(  # the dense matrices, forced
+        F.resize_weights(boxes[:, 0], boxes[:, 2], 120, 64, interpolation)[:, None],
+        torch.bmm(x.reshape(3, 360, 150), F.resize_weights(boxes[:, 1], boxes[:, 3], 150, 64, interpolation,
+                                                            flip).transpose(1, 2)).view(3, 3, 120, 64))
+    torch.testing.assert_close(ours, dense, atol=1e-5, rtol=0)
+    for b, (top, left, h, w) in enumerate(boxes.tolist()):
+        ref = TVF.resized_crop(x[b], top, left, h, w, [64, 64], InterpolationMode(interpolation), antialias=True)
+        torch.testing.assert_close(ours[b], TVF.hflip(ref) if flip[b] else ref, atol=1e-6, rtol=0)
+
+
+def test_per_sample_uint8_resized_crop_close_to_pil():
+    pil, u8 = _smooth_uint8_image(96)
+    boxes = torch.tensor([[0, 0, 96, 96], [5, 7, 40, 50], [10, 3, 80, 60]])
+    ours = F.resized_crop_per_sample(u8[None].repeat(3, 1, 1, 1), boxes, 48, "bicubic")
+    assert ours.dtype == torch.uint8
+    for b, (top, left, h, w) in enumerate(boxes.tolist()):
+        ref = TVF.pil_to_tensor(TVF.resized_crop(pil, top, left, h, w, [48, 48], InterpolationMode.BICUBIC))
+        assert (ours[b].float() - ref.float()).abs().max() <= 2  # both round to uint8 after each pass
+
+
+def test_chunked_augmentation_equals_whole_batch(monkeypatch):
+    """CPU chunking and thread sharding change nothing; the uint8 sparse crop ~ the float one."""
+    import ssl_zoo.data.transforms.batched as batched
+
+    u8 = (_images(b=7, h=120, w=150, seed=2) * 255).round().to(torch.uint8)
+    specs = get_view_specs("byol", 64)
+    aug = BatchedMultiViewAugment(specs)
+    whole = aug(u8, torch.Generator().manual_seed(0))
+    monkeypatch.setattr(batched, "_CPU_CHUNK_BYTES", 2 * 3 * 64 * 64 * 4)  # chunks of 2 samples
+    chunked = aug(u8, torch.Generator().manual_seed(0))
+    for a, b in zip(whole, chunked):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+    torch.set_num_threads(2)  # batch sharded over 2 Python threads
+    try:
+        sharded = aug(u8, torch.Generator().manual_seed(0))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
+    for a, b in zip(whole, sharded):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+    from_float = aug(u8.float() / 255, torch.Generator().manual_seed(0))  # float source: float resize
+    for a, b in zip(whole, from_float):
+        # uint8 resize rounds (and clips noise overshoot) after each pass, like PIL
+        assert (a - b).abs().mean() < 0.05 / 0.225

@@ -11,7 +11,13 @@ from images already DECODED IN MEMORY (no file reading, no JPEG decoding anywher
   ``INPUT.BACKEND "pil"`` reference path.
 * ``ours batched``: ``BatchedMultiViewAugment(crop=True)`` on a uint8 ``[B,3,H,W]`` tensor:
   the batch gather from the in-memory set + random resized crop + every op, batched with
-  per-sample parameters (the ``INPUT.BACKEND "batched"`` path for in-memory sets).
+  per-sample parameters, all on the device from decoded uint8 (the ``INPUT.BACKEND
+  "batched"`` path for in-memory sets).
+* ``ours batched, crop in workers`` (224 px only): train_net's path for file datasets such
+  as ImageNet: ``CropOnlyTransform`` per image (PIL random resized crop of each view from
+  the decoded PIL image, as lightly's input, in T processes like the per-image paths) +
+  ``BatchedMultiViewAugment(crop=False)`` on the batch of uint8 crops (T threads). The two
+  times per image are summed: images/s = 1 / (1 / crop rate + 1 / augment rate).
 
 Every path does crop + resize + flip + jitter + grayscale + blur + solarize + normalise;
 the per-image paths do not collate their outputs into a batch (that cost is theirs in
@@ -55,10 +61,11 @@ from PIL import Image  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
 from ssl_zoo.data.transforms import (IMAGENET_MEAN, IMAGENET_STD, BatchedMultiViewAugment,  # noqa: E402
-                                     MultiViewPILTransform, get_view_specs)
+                                     CropOnlyTransform, MultiViewPILTransform, get_view_specs)
 
 PATHS = ("lightly BYOLTransform", "ours PIL", "ours batched")
-INPUTS = {PATHS[0]: "PIL image", PATHS[1]: "PIL image", PATHS[2]: "uint8 batch"}
+CROP_IN_WORKERS = "ours batched, crop in workers"  # extra row at sizes > 32 (file datasets' path)
+INPUTS = {PATHS[0]: "PIL image", PATHS[1]: "PIL image", PATHS[2]: "uint8 batch", CROP_IN_WORKERS: "PIL image"}
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 
 
@@ -180,7 +187,7 @@ def per_image_rate(transform: Callable, pils: Sequence[Image.Image], n: int, war
 def batched_rate(augment: BatchedMultiViewAugment, images: torch.Tensor, batch: int, iters: int, warmup: int,
                  device: torch.device) -> float:
     """Images/s of gather + batched augmentation of ``iters`` batches (after ``warmup`` batches)."""
-    images = images.to(device)
+    images = images.to(device)  # [N, 3, H, W] whole images, or [N, V, 3, S, S] crops (crop=False)
     n = images.shape[0]
     g = torch.Generator().manual_seed(0)
 
@@ -221,9 +228,21 @@ def augmentation_table(args) -> List[Dict]:
         torch.set_num_threads(args.threads)
         rates[PATHS[2]] = batched_rate(BatchedMultiViewAugment(specs, mean, IMAGENET_STD, crop=True), images,
                                        args.batch_size, args.iters, args.warmup, device)
+        paths = list(PATHS)
+        if size > 32:  # file datasets (ImageNet): PIL crop per image in workers + batched rest
+            crop_t = CropOnlyTransform(specs)
+            crop_rate = per_image_rate(crop_t, pils, n, warm, args.threads)
+            crops = torch.stack([crop_t(im) for im in pils])  # [N, V, 3, S, S] uint8
+            torch.set_num_threads(args.threads)
+            aug_rate = batched_rate(BatchedMultiViewAugment(specs, mean, IMAGENET_STD, crop=False), crops,
+                                    args.batch_size, args.iters, args.warmup, device)
+            rates[CROP_IN_WORKERS] = 1.0 / (1.0 / crop_rate + 1.0 / aug_rate)
+            paths.append(CROP_IN_WORKERS)
+            print(f"{size} px, {CROP_IN_WORKERS}: CropOnlyTransform {crop_rate:,.0f} images/s + batched "
+                  f"augmentation of the crops {aug_rate:,.0f} images/s ({args.threads} thread(s) each)")
         src = "x".join(str(s) for s in images.shape[-2:])
-        for path in PATHS:
-            on_gpu = path == PATHS[2] and device.type == "cuda"
+        for path in paths:
+            on_gpu = path in (PATHS[2], CROP_IN_WORKERS) and device.type == "cuda"
             rows.append({"size": size, "source": src, "path": path, "input": INPUTS[path],
                          "runs on": f"{args.device}" if on_gpu else f"{args.threads} CPU thread(s)",
                          "images/s": rates[path], "per core": None if on_gpu else rates[path] / args.threads,

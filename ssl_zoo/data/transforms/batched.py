@@ -4,10 +4,13 @@
 batch's device (CPU for the CIFAR quickstart, GPU at ImageNet scale), with EVERY random
 parameter drawn per sample from an explicit ``torch.Generator``:
 
-    crop box (torchvision's rejection sampling, vectorised) -> antialiased resize as two
-    batched matmuls, flip folded in -> colour jitter with p, its 4 ops in an independent
-    random order per sample -> grayscale -> Gaussian blur (per-sample sigma) -> solarize
-    -> normalise.
+    crop box (torchvision's rejection sampling, vectorised) -> antialiased resize, flip
+    folded in (two batched matmuls for small images or on a GPU; on the CPU, large images
+    are sliced to each box and resized alone, in uint8 for uint8 inputs) -> colour jitter
+    with p, its 4 ops in an independent random order per sample -> grayscale -> Gaussian
+    blur (per-sample sigma) -> solarize -> normalise. On the CPU everything after the
+    resize runs on cache-sized chunks of samples, and ops whose probability is < 1 only
+    touch the samples that draw them.
 
 The kernels live in ``functional.py`` and equal torchvision's tensor ops per sample. The
 PIL reference (``pil.MultiViewPILTransform``) differs only by PIL's 8-bit arithmetic: it
@@ -18,6 +21,7 @@ random streams differ (global RNG in workers vs an explicit generator), distribu
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -61,6 +65,11 @@ class ViewParams:
     blur: Tensor
     sigma: Tensor
     solarize: Tensor
+
+    def __getitem__(self, index: slice) -> "ViewParams":
+        """The parameters of the samples ``index`` (a slice along the batch)."""
+        return ViewParams(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[index]
+                             for f in fields(self)})
 
     def to(self, device: Union[str, torch.device]) -> "ViewParams":
         return ViewParams(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name).to(device)
@@ -129,32 +138,81 @@ def _apply_where(x: Tensor, mask: Tensor, fn) -> Tensor:
     return x.index_copy_(0, idx_dev, fn(x.index_select(0, idx_dev), idx))
 
 
-def augment_view(x: Tensor, spec: ViewSpec, params: ViewParams) -> Tensor:
-    """Apply one view's augmentation to a float batch.
+# On the CPU the elementwise ops are memory-bound: each one streams the batch through memory.
+# Running the whole chain on chunks of this many float bytes per thread (~6 images at 224 px,
+# the whole batch at 32 px) keeps a chunk and its temporaries in cache: ~1.5-2x faster per op.
+_CPU_CHUNK_BYTES = 4 << 20
+
+
+def _chunk_size(batch: int, size: int, device: torch.device) -> int:
+    """Samples per chunk: the whole batch on a GPU; cache-sized chunks on the CPU."""
+    if device.type != "cpu":
+        return max(batch, 1)
+    return max(1, _CPU_CHUNK_BYTES * torch.get_num_threads() // (3 * size * size * 4))
+
+
+def augment_view(x: Tensor, spec: ViewSpec, params: ViewParams, mean: Optional[Sequence[float]] = None,
+                 std: Optional[Sequence[float]] = None, out: Optional[Tensor] = None) -> Tensor:
+    """Apply one view's augmentation to a batch.
 
     Args:
-        x: float ``[B, 3, H, W]`` in [0, 1]; cropped and resized to ``spec.size`` when
-            ``params.boxes`` is set, else already ``spec.size`` (not modified in place).
+        x: uint8 ``[B, 3, H, W]`` or float in [0, 1]; cropped and resized to ``spec.size`` when
+            ``params.boxes`` is set, else already ``spec.size``. Not modified.
         spec: the view's recipe.
         params: from ``sample_view_params``.
+        mean, std: if given, normalise the output (fused into the last pass).
+        out: optional float ``[B, 3, S, S]`` to write the result into.
 
     Returns:
-        float ``[B, 3, S, S]`` in [0, 1] (not normalised).
+        float ``[B, 3, S, S]`` in [0, 1] (normalised if ``mean``/``std`` are given).
     """
+    owned = False  # whether x is a fresh tensor that the ops may overwrite
+    flipped = params.boxes is not None
     if params.boxes is not None:
-        x = TF.resized_crop(x, params.boxes, spec.size, spec.interpolation, flip=params.flip)
-        x = x.clamp_(0.0, 1.0)  # bicubic overshoot; PIL clips to uint8 as well
-    else:
-        if x.shape[-2:] != (spec.size, spec.size):
-            raise ValueError(f"Pre-cropped views must be {spec.size}x{spec.size}, got {tuple(x.shape[-2:])}")
-        x = _apply_where(x.clone(), params.flip, lambda xs, idx: xs.flip(-1))  # ops below work in place
+        if x.dtype == torch.uint8 and TF.sparse_resize_pays(x, spec.size):
+            # Slice each box and resize it in uint8 (PIL-like rounding, as the workers'
+            # CropOnlyTransform): only the S x S crops are converted to float, chunk by chunk.
+            x = TF.resized_crop_per_sample(x, params.boxes, spec.size, spec.interpolation, flip=params.flip)
+        else:
+            x = TF.resized_crop(_to_float(x) if x.dtype == torch.uint8 else x, params.boxes, spec.size,
+                                spec.interpolation, flip=params.flip)
+            x, owned = x.clamp_(0.0, 1.0), True  # bicubic overshoot; PIL clips to uint8 as well
+    elif x.shape[-2:] != (spec.size, spec.size):
+        raise ValueError(f"Pre-cropped views must be {spec.size}x{spec.size}, got {tuple(x.shape[-2:])}")
 
+    batch = x.shape[0]
+    if out is None:
+        out = torch.empty((batch, 3, spec.size, spec.size), dtype=torch.float32, device=x.device)
+    norm = None
+    if mean is not None:
+        norm = (torch.tensor(mean, dtype=out.dtype, device=out.device).view(1, -1, 1, 1),
+                torch.tensor(std, dtype=out.dtype, device=out.device).view(1, -1, 1, 1))
+    ranges = spec.jitter_ranges()
+    enabled = torch.tensor([ranges[name] is not None for name in _JITTER_NAMES], device=params.order.device)
+    step = _chunk_size(batch, spec.size, x.device)
+    for start in range(0, batch, step):
+        sl = slice(start, start + step)
+        if x.dtype == torch.uint8:
+            xc = torch.div(x[sl], 255.0)  # float32, = x.float() / 255
+        else:
+            xc = x[sl] if owned else x[sl].clone()  # the ops below work in place
+        p = params[sl]
+        if not flipped:
+            xc = _apply_where(xc, p.flip, lambda xs, idx: xs.flip(-1))
+        xc = _colour_blur_solarize(xc, spec, p, enabled)
+        if norm is None:
+            out[sl] = xc
+        else:
+            torch.sub(xc, norm[0], out=out[sl]).div_(norm[1])
+    return out
+
+
+def _colour_blur_solarize(x: Tensor, spec: ViewSpec, params: ViewParams, enabled: Tensor) -> Tensor:
+    """Jitter, grayscale, blur and solarize of a float batch that may be overwritten."""
     # Colour jitter, vectorised over the per-sample random order: in slot k every jittered
     # sample gets op order[b, k]. Brightness/contrast/saturation are all blends, done in
     # one pass with per-sample (factor, op) (factor 1 = untouched); the costly hue goes
     # through the subset of samples whose slot-k op is hue.
-    ranges = spec.jitter_ranges()
-    enabled = torch.tensor([ranges[name] is not None for name in _JITTER_NAMES], device=params.order.device)
     if bool(params.jitter.any()):
         for slot in range(4):
             op = params.order[:, slot]
@@ -162,29 +220,24 @@ def augment_view(x: Tensor, spec: ViewSpec, params: ViewParams) -> Tensor:
             blend = active & (op != _HUE)
             if bool(blend.any()):
                 factor = torch.where(blend, params.factors.gather(1, op[:, None]).squeeze(1), 1.0)
-                x = TF.adjust_brightness_contrast_saturation(x, factor, op.clamp(max=_SATURATION))
+                x = TF.adjust_brightness_contrast_saturation(x, factor, op.clamp(max=_SATURATION), inplace=True)
             x = _apply_where(x, active & (op == _HUE), lambda xs, idx: TF.adjust_hue(xs, params.factors[idx, _HUE]))
 
-    x = _apply_where(x, params.grayscale, lambda xs, idx: TF.rgb_to_grayscale(xs).expand(-1, 3, -1, -1).contiguous())
+    x = _apply_where(x, params.grayscale, lambda xs, idx: xs.copy_(TF.rgb_to_grayscale(xs).expand(-1, 3, -1, -1)))
 
     # Reflect padding needs K // 2 < side; only tiny images hit this guard.
     k = min(spec.blur_kernel_size, 2 * spec.size - 1)
     if k % 2 == 0:
         k -= 1
     x = _apply_where(x, params.blur, lambda xs, idx: TF.gaussian_blur(xs, k, params.sigma[idx]))
-
-    if bool(params.solarize.any()):
-        # min(x, max(1 - x, keep)): keep = 1 leaves a sample as is, keep = 0 gives
-        # min(x, 1 - x) = solarize at 0.5 -- exact, and no slow torch.where.
-        keep = (~params.solarize).to(device=x.device, dtype=x.dtype).view(-1, 1, 1, 1)
-        x = torch.minimum(x, torch.maximum(1.0 - x, keep))
-    return x
+    # Solarize at 0.5 is min(x, 1 - x), only on the selected samples.
+    return _apply_where(x, params.solarize, lambda xs, idx: TF.solarize(xs, 0.5))
 
 
 def _to_float(images: Tensor) -> Tensor:
     """uint8 [0, 255] -> float32 [0, 1]; float input is assumed in [0, 1] and copied."""
     if images.dtype == torch.uint8:
-        return images.to(torch.float32).div_(255.0)
+        return torch.div(images, 255.0)  # one pass, = images.float() / 255
     return images.to(torch.float32, copy=True)
 
 
@@ -241,18 +294,46 @@ class BatchedMultiViewAugment:
                 raise ValueError("crop=True expects one [B, 3, H, W] tensor of same-size images")
             device = images.device
             batch, image_hw = images.shape[0], tuple(images.shape[-2:])
-            sources = [_to_float(images)] * len(self.specs)  # converted once, shared by all views
+            # Large uint8 images stay uint8 (each box is sliced and resized alone); otherwise the
+            # batch is converted to float once and shared by the views' dense resizes.
+            sparse = [images.dtype == torch.uint8 and TF.sparse_resize_pays(images, s.size) for s in self.specs]
+            shared = None if all(sparse) else _to_float(images)
+            sources = [images if sp else shared for sp in sparse]
         else:
             raw = self._split_views(images)
             device = raw[0].device
             batch, image_hw = raw[0].shape[0], None
-            sources = [_to_float(v) for v in raw]
+            sources = [v if v.dtype == torch.uint8 else v.to(torch.float32) for v in raw]
         draw_device = generator.device if generator is not None else device
-        outputs = []
-        for spec, params, x in zip(self.specs, self.sample_params(batch, image_hw, generator, draw_device), sources):
-            y = augment_view(x, spec, params)
-            outputs.append(TF.normalize(y, self.mean, self.std))
-        return outputs
+        params = self.sample_params(batch, image_hw, generator, draw_device)
+        threads = torch.get_num_threads()
+        # Shard only large images (chunked): small ones (CIFAR) run faster as whole-batch ops.
+        large = any(_chunk_size(batch, s.size, device) < batch for s in self.specs)
+        if device.type != "cpu" or threads == 1 or batch < 2 * threads or not large:
+            return [augment_view(x, spec, p, self.mean, self.std) for spec, p, x in zip(self.specs, params, sources)]
+        return self._run_sharded(sources, params, batch, threads)
+
+    def _run_sharded(self, sources: List[Tensor], params: List[ViewParams], batch: int, threads: int) -> List[Tensor]:
+        """CPU, T > 1 threads: T Python threads (torch ops release the GIL) each augment a shard
+        of the batch with one torch thread. The per-sample crops and the small cache-sized
+        chunks parallelise poorly inside each op; across samples they scale. Parameters are
+        drawn beforehand, so the result is the same as in one piece."""
+        outs = [torch.empty((batch, 3, s.size, s.size), dtype=torch.float32, device=sources[0].device)
+                for s in self.specs]
+        bounds = [batch * k // threads for k in range(threads + 1)]
+
+        def work(k: int) -> None:
+            torch.set_num_threads(1)  # this thread's OpenMP setting
+            sl = slice(bounds[k], bounds[k + 1])
+            for spec, p, x, out in zip(self.specs, params, sources, outs):
+                augment_view(x[sl], spec, p[sl], self.mean, self.std, out=out[sl])
+
+        try:
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(work, range(threads)))
+        finally:
+            torch.set_num_threads(threads)  # MKL's thread count is process-wide: restore it
+        return outs
 
     def __repr__(self) -> str:
         views = "\n  ".join(repr(s) for s in self.specs)

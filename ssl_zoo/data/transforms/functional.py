@@ -32,6 +32,8 @@ __all__ = [
     "sample_resized_crop_params",
     "resize_weights",
     "resized_crop",
+    "sparse_resize_pays",
+    "resized_crop_per_sample",
 ]
 
 # ITU-R 601-2 luma, as torchvision (and TF) use; PIL's "L" uses 299/587/114 / 1000.
@@ -77,24 +79,38 @@ def adjust_saturation(x: Tensor, factor: Tensor) -> Tensor:
     return _blend(x, rgb_to_grayscale(x), _per_sample(factor, x))
 
 
-def adjust_brightness_contrast_saturation(x: Tensor, factor: Tensor, op: Tensor) -> Tensor:
+def adjust_brightness_contrast_saturation(x: Tensor, factor: Tensor, op: Tensor, inplace: bool = False) -> Tensor:
     """One of brightness (op 0), contrast (1) or saturation (2) per sample, in one pass.
 
-    All three are ``_blend(x, ref, f)`` with ref = 0, the grayscale mean, or the grayscale
-    image, so a colour-jitter slot where each sample draws a different op costs one
-    blend over the batch. Samples with factor 1 are unchanged exactly (1 x + 0 ref = x).
+    All three are ``_blend(x, ref, f) = clamp(f x + (1 - f) ref)`` with ref = 0, the
+    grayscale mean, or the grayscale image, so a colour-jitter slot where each sample draws
+    a different op costs one blend over the batch: ``clamp(f x + t)`` with the per-sample
+    offset ``t = gray (1 - f) [op = 2] + (1 - f) mean [op = 1]``. The 0/1 factors are exact,
+    so every sample gets torchvision's rounding; the grayscale image (and its mean) is only
+    formed when some sample needs it. Samples with factor 1 are unchanged exactly.
 
     Args:
         x: ``[B, 3, H, W]``.
         factor: ``[B]``.
         op: int ``[B]`` in {0, 1, 2}.
+        inplace: overwrite and return ``x`` (saves an allocation when the caller owns it).
     """
-    gray = rgb_to_grayscale(x)  # [B, 1, H, W]
-    mean = gray.mean(dim=(-3, -2, -1), keepdim=True)
-    op = op.to(x.device).view(-1, 1, 1, 1)
-    # 0/1 weights instead of torch.where (much slower on CPU); exact: 1 a + 0 b = a.
-    ref = (op == 2).to(x.dtype) * gray + (op == 1).to(x.dtype) * mean
-    return _blend(x, ref, _per_sample(factor, x))
+    op = op.to(factor.device)
+    moved = factor != 1.0
+    sat, con = (op == 2) & moved, (op == 1) & moved
+    t = None
+    if bool(sat.any()) or bool(con.any()):  # parameters usually live on the CPU: no device sync
+        one_minus = 1.0 - factor.to(x.dtype)
+        gray = rgb_to_grayscale(x)  # [B, 1, H, W], before x is overwritten
+        mean = gray.mean(dim=(-3, -2, -1), keepdim=True) if bool(con.any()) else None
+        t = gray.mul_(_per_sample(one_minus * sat.to(x.dtype), x))
+        if mean is not None:
+            t.add_(_per_sample(one_minus * con.to(x.dtype), x) * mean)
+    f = _per_sample(factor, x)
+    y = x.mul_(f) if inplace else x * f
+    if t is not None:
+        y.add_(t)
+    return y.clamp_(0.0, 1.0)
 
 
 def _hue_sextant(x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
@@ -149,7 +165,11 @@ def adjust_hue(x: Tensor, factor: Tensor) -> Tensor:
     """Rotate hue by ``factor`` turns per sample (torchvision ``adjust_hue`` on float tensors).
 
     RGB -> HSV, h <- (h + factor) mod 1, HSV -> RGB, fused so that s is never formed
-    (equal to torchvision up to float rounding, ~1e-7).
+    (equal to torchvision up to float rounding, ~1e-6). The way back uses that a channel
+    with hue centre c (R 0, G 2, B 4 sextants) is ``v - cr clamp(d - 1, 0, 1)`` for the
+    circular distance d = 3 - | |h - c| - 3 | (h in [0, 6)), which is
+    ``clamp(2 min - v + cr | |h - c| - 3 |, min, v)``: three channels in a few
+    full-tensor ops (the op count matters: the kernel is memory-bound).
 
     Args:
         x: ``[B, 3, H, W]`` in [0, 1].
@@ -158,9 +178,31 @@ def adjust_hue(x: Tensor, factor: Tensor) -> Tensor:
     Returns:
         ``[B, 3, H, W]``.
     """
-    h6, maxc, cr = _hue_sextant(x)
-    shift = 6.0 * factor.to(device=x.device, dtype=x.dtype).view(-1, 1, 1)
-    return _sextant_to_rgb(h6 + shift, maxc, cr)
+    maxc = x.amax(dim=-3, keepdim=True)  # [B, 1, H, W]
+    minc = x.amin(dim=-3, keepdim=True)
+    cr = maxc - minc
+    r, g, b = x.split(1, dim=-3)
+    # Branch weights 0/1 (torch.where and bool masks are slower on CPU): sign(c - max) + 1 is
+    # 1 where channel c is the max, else 0 (c - max is exactly 0 only when equal); red wins
+    # ties, then green.
+    is_r = (r - maxc).sign_().add_(1.0)
+    is_g = (g - maxc).sign_().add_(1.0).sub_(is_r).clamp_(min=0.0)
+    is_b = 1.0 - is_r - is_g
+    # Each pixel takes exactly one branch: 1 * value + 0 * others is exact.
+    num = (g - b).mul_(is_r)
+    num.addcmul_((b - r).add_(cr, alpha=2.0), is_g).addcmul_((r - g).add_(cr, alpha=4.0), is_b)
+    # cr = 0 implies num = 0; any positive divisor gives hue 0 there.
+    h6 = num.div_(cr.clamp(min=torch.finfo(x.dtype).tiny))
+    h6.add_(_per_sample(6.0 * factor.to(x.dtype), x))
+    # h mod 6 via floor (torch.remainder is not vectorised); the map below is continuous and
+    # 6-periodic, so a result rounded onto 6 instead of 0 is harmless.
+    h6.sub_(h6.div(6.0).floor_().mul_(6.0))
+    d = (h6 - _HUE_CENTRES.to(device=x.device, dtype=x.dtype)).abs_().sub_(3.0).abs_()  # [B, 3, H, W]
+    out = d.mul_(cr).add_(minc.mul(2.0).sub_(maxc))
+    return out.clamp_(min=minc, max=maxc)
+
+
+_HUE_CENTRES = torch.tensor([0.0, 2.0, 4.0]).view(1, 3, 1, 1)
 
 
 def gaussian_kernel1d(kernel_size: int, sigma: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
@@ -343,6 +385,56 @@ def resize_weights(start: Tensor, length: Tensor, in_size: int, out_size: int, i
     return w / w.sum(dim=-1, keepdim=True)
 
 
+def sparse_resize_pays(x: Tensor, size: int) -> bool:
+    """Whether ``resized_crop_per_sample`` beats the dense matmuls of ``resized_crop`` for ``x``.
+
+    The dense matrices cost ``C (H W S + H S^2)`` MACs per sample whatever the box (0.2 G
+    for a 375x500 image -> 224); slicing the box and resizing it with torch's separable,
+    sparse antialiased kernels costs ~``C S (h + S) taps`` plus ~30 us of per-sample
+    overhead. On the CPU the dense path only wins for small images (CIFAR: 0.2 M MACs);
+    on a GPU one big batched matmul beats B small kernel launches.
+    """
+    hgt, wid = x.shape[-2:]
+    return x.device.type == "cpu" and x.shape[-3] * (hgt * wid * size + hgt * size * size) > 4_000_000
+
+
+def resized_crop_per_sample(
+    x: Tensor,
+    boxes: Tensor,
+    size: int,
+    interpolation: str = "bicubic",
+    flip: Optional[Tensor] = None,
+) -> Tensor:
+    """Crop each sample to its box (a slice) and resize only that: ``resized_crop``'s sparse twin.
+
+    Per sample ``interpolate(x[b, :, box], size, antialias=True)`` -- exactly torchvision's
+    tensor ``resized_crop(..., antialias=True)``. Float inputs give ``resized_crop``'s result
+    up to float rounding; uint8 inputs use torch's integer kernels (fixed-point weights,
+    rounded and clipped to uint8 after each pass like PIL's resize: within ~1/255 of the
+    float result on natural images), so only the ``S x S`` output is ever converted to float.
+
+    Args:
+        x: uint8 or float ``[B, C, H, W]``.
+        boxes: ``[B, 4]`` (top, left, height, width) in pixels.
+        size: output side S.
+        interpolation: "bilinear" or "bicubic".
+        flip: optional bool ``[B]``: mirror those outputs horizontally.
+
+    Returns:
+        ``[B, C, S, S]`` of ``x``'s dtype (float bicubic may overshoot [0, 1]: clamp afterwards).
+    """
+    if interpolation not in ("bilinear", "bicubic"):
+        raise ValueError(f"interpolation must be 'bilinear' or 'bicubic', got {interpolation!r}")
+    b, c = x.shape[:2]
+    out = torch.empty((b, c, size, size), dtype=x.dtype, device=x.device)
+    flips = [False] * b if flip is None else flip.tolist()
+    for i, (top, left, h, w) in enumerate(boxes.tolist()):
+        y = F.interpolate(x[i: i + 1, :, top: top + h, left: left + w], size=(size, size), mode=interpolation,
+                          antialias=True, align_corners=False)[0]
+        out[i] = y.flip(-1) if flips[i] else y
+    return out
+
+
 def resized_crop(
     x: Tensor,
     boxes: Tensor,
@@ -357,7 +449,9 @@ def resized_crop(
     a = -0.5), so the result equals ``torchvision.transforms.functional.resized_crop(...,
     antialias=True)`` per sample up to float rounding, and PIL's uint8 resize up to its
     rounding. A horizontal flip is folded into Wx for free. Dense matrices cost
-    O(S (H + S) W) per channel: trivial at 32 px, fine on GPU at ImageNet size.
+    O(S (H + S) W) per channel: trivial at 32 px, fine on GPU at ImageNet size; for large
+    images on the CPU (``sparse_resize_pays``) each box is sliced and resized alone
+    (``resized_crop_per_sample``, same result up to float rounding).
 
     Args:
         x: float ``[B, C, H, W]``.
@@ -369,6 +463,8 @@ def resized_crop(
     Returns:
         ``[B, C, S, S]`` (bicubic may overshoot [0, 1]: clamp afterwards).
     """
+    if sparse_resize_pays(x, size):
+        return resized_crop_per_sample(x, boxes, size, interpolation, flip)
     b, c, hgt, wid = x.shape
     boxes = boxes.to(x.device)
     wy = resize_weights(boxes[:, 0], boxes[:, 2], hgt, size, interpolation).to(x.dtype)  # [B, S, H]
