@@ -27,16 +27,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssl_zoo.config import CfgNode
-from ssl_zoo.engine.momentum_hook import MomentumUpdateHook
 from ssl_zoo.modeling.backbones.build import build_backbone_from_cfg
 from ssl_zoo.modeling.heads import MLP
 from ssl_zoo.modeling.losses.byol import BYOLLoss
 from ssl_zoo.modeling.method import METHOD_REGISTRY, SSLMethod
-from ssl_zoo.modeling.momentum import MOMENTUM_SCHEDULE_REGISTRY, ema_update_
+from ssl_zoo.modeling.momentum import MOMENTUM_SCHEDULE_REGISTRY, MomentumTargetMixin
 
 
 @METHOD_REGISTRY.register()
-class BYOL(SSLMethod):
+class BYOL(MomentumTargetMixin, SSLMethod):
     """BYOL with an EMA target network.
 
     Args:
@@ -146,11 +145,5 @@ class BYOL(SSLMethod):
             out["online_top1"] = (logits.argmax(1) == labels).float().mean().detach()
         return out
 
-    @torch.no_grad()
-    def momentum_update(self, tau: float) -> None:
-        """xi <- tau * xi + (1 - tau) * theta for backbone and projector parameters."""
-        ema_update_(self.target_backbone, self.backbone, tau)
-        ema_update_(self.target_projector, self.projector, tau)
-
     def hooks(self) -> list:
-        return [MomentumUpdateHook(self.momentum_update, lambda k, K: self.tau_schedule(k, K, self.tau_base))]
+        return [self.momentum_hook()]  # EMA of backbone + projector after every step

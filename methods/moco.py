@@ -28,18 +28,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssl_zoo.config import CfgNode
-from ssl_zoo.engine.momentum_hook import MomentumUpdateHook
 from ssl_zoo.modeling.backbones.build import build_backbone_from_cfg
 from ssl_zoo.modeling.heads import MLP
 from ssl_zoo.modeling.losses.infonce import InfoNCELoss
 from ssl_zoo.modeling.method import METHOD_REGISTRY, SSLMethod
-from ssl_zoo.modeling.momentum import MOMENTUM_SCHEDULE_REGISTRY, ema_update_
+from ssl_zoo.modeling.momentum import MOMENTUM_SCHEDULE_REGISTRY, MomentumTargetMixin
 from ssl_zoo.modeling.queue import KeyQueue
 from ssl_zoo.utils.dist_ops import batch_shuffle, batch_unshuffle
 
 
 @METHOD_REGISTRY.register()
-class MoCo(SSLMethod):
+class MoCo(MomentumTargetMixin, SSLMethod):
     """MoCo v1/v2 with a momentum key encoder and a queue of negatives.
 
     Args:
@@ -130,11 +129,5 @@ class MoCo(SSLMethod):
             self.queue.enqueue(torch.cat(new_keys))
         return {"loss": loss, "infonce_loss": loss.detach(), "embedding": q1.detach()}
 
-    @torch.no_grad()
-    def momentum_update(self, tau: float) -> None:
-        """Key encoder: xi <- tau * xi + (1 - tau) * theta (Eq. 2), BYOL's code path."""
-        ema_update_(self.target_backbone, self.backbone, tau)
-        ema_update_(self.target_projector, self.projector, tau)
-
     def hooks(self) -> list:
-        return [MomentumUpdateHook(self.momentum_update, lambda k, K: self.tau_schedule(k, K, self.tau_base))]
+        return [self.momentum_hook()]  # key encoder: the same EMA code path as BYOL's target

@@ -11,6 +11,7 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from ssl_zoo.modeling.batchnorm import AllReduceSyncBatchNorm, convert_sync_batchnorm
+from ssl_zoo.engine.launch import find_free_port
 
 torch.set_num_threads(1)
 
@@ -90,11 +91,6 @@ def _worker(rank, port, out_dir):
         dist.destroy_process_group()
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _ref_layer(bn, data):
     outs = []
@@ -113,7 +109,7 @@ def _assert_state_close(a, b):
 
 
 def test_two_process_gloo_equals_full_batch(tmp_path):
-    mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(find_free_port(), str(tmp_path)), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     bn2d_data, bn1d_data, model_x = _inputs()
     for name, bn, data in (("bn2d", _bn2d(), bn2d_data), ("bn1d", _bn1d(), bn1d_data)):

@@ -14,6 +14,7 @@ from ssl_zoo.modeling.losses import (BarlowTwinsLoss, BYOLLoss, InfoNCELoss, Neg
                                      UnifiedLoss)
 from ssl_zoo.modeling.queue import KeyQueue
 from ssl_zoo.utils.dist_ops import all_gather_with_grad, batch_shuffle, batch_unshuffle
+from ssl_zoo.engine.launch import find_free_port
 
 torch.set_num_threads(1)
 
@@ -141,11 +142,6 @@ def test_queue_wraps_around_like_one_by_one_enqueue(size, batches):
 # ---------------------------------------------------------------------------- 2 gloo processes
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _losses():
     return {
@@ -184,7 +180,7 @@ def _dist_worker(rank, world, port, out_dir):
 
 def test_gathered_losses_equal_single_process_full_batch(tmp_path):
     world = 2
-    mp.spawn(_dist_worker, args=(world, _free_port(), str(tmp_path)), nprocs=world, join=True)
+    mp.spawn(_dist_worker, args=(world, find_free_port(), str(tmp_path)), nprocs=world, join=True)
     res = [torch.load(tmp_path / f"rank{r}.pt") for r in range(world)]
     z1_full, z2_full = _rand(8, 5, seed=10), _rand(8, 5, seed=11)
     b = 8 // world

@@ -13,7 +13,8 @@ from ssl_zoo.data.builtin import BUILTIN_ZIP, load_builtin_cifar10, load_image_f
 from ssl_zoo.data.datasets import (DATASET_REGISTRY, ImageFolderDataset, InMemoryImageDataset, UnreadableImageError,
                                    build_dataset, resolve_root)
 
-SHARED = "/work/shared/data"
+# CI clones the repo with ../shared beside it.
+SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 

@@ -26,6 +26,7 @@ for _p in (os.path.join(REPO_ROOT, "tools"), REPO_ROOT):  # spawned workers do n
         sys.path.insert(0, _p)
 
 from _paths import import_methods  # noqa: E402
+from ssl_zoo.engine.launch import find_free_port
 
 torch.set_num_threads(1)
 GLOBAL_BATCH, WORLD = 16, 2
@@ -84,11 +85,6 @@ def _worker(rank, port, cfg_file, out_dir):
         dist.destroy_process_group()
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def test_ddp_syncbn_step_equals_single_process_full_batch(tiny_cfg, tmp_path):
     cfg = tiny_cfg.clone()
@@ -104,7 +100,7 @@ def test_ddp_syncbn_step_equals_single_process_full_batch(tiny_cfg, tmp_path):
         f.write(cfg.dump())
     ddp_dir = tmp_path / "ddp"
     ddp_dir.mkdir()
-    mp.spawn(_worker, args=(_free_port(), cfg_file, str(ddp_dir)), nprocs=WORLD, join=True)
+    mp.spawn(_worker, args=(find_free_port(), cfg_file, str(ddp_dir)), nprocs=WORLD, join=True)
     ranks = [torch.load(ddp_dir / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
 
     # reference: one process, plain BatchNorm, the full global batch

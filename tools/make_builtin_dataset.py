@@ -10,17 +10,20 @@ into a deterministic zip: same inputs + seed -> byte-identical output.
 Usage::
 
     python tools/make_builtin_dataset.py \
-        --src /work/shared/data --out ssl_zoo/data/builtin/cifar10_5k.zip
+        --src ../shared/data --out ssl_zoo/data/builtin/cifar10_5k.zip
 """
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import random
+import sys
 import zipfile
 from collections import defaultdict
 from typing import Dict, List
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
+from ssl_zoo.utils.file_io import file_digest  # noqa: E402
 
 # Fixed timestamp so the archive does not depend on when it was built.
 _ZIP_DATE = (2020, 1, 1, 0, 0, 0)
@@ -48,14 +51,6 @@ This subset is included for tests, tutorials and quick smoke runs only.
 """
 
 
-def sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def verify_checksums(src: str, names: List[str]) -> Dict[str, str]:
     """Check ``names`` in ``src`` against ``src/SHA256SUMS``; returns name -> digest."""
     expected = {}
@@ -66,7 +61,7 @@ def verify_checksums(src: str, names: List[str]) -> Dict[str, str]:
                 expected[name.lstrip("*")] = digest
     out = {}
     for name in names:
-        got = sha256(os.path.join(src, name))
+        got = file_digest(os.path.join(src, name))
         if expected.get(name) != got:
             raise RuntimeError(f"Checksum mismatch for {os.path.join(src, name)}: {got} != {expected.get(name)}")
         out[name] = got
@@ -100,7 +95,7 @@ def _write(zout: zipfile.ZipFile, name: str, data: bytes) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--src", default="/work/shared/data", help="folder with cifar10-{train,test}.zip + SHA256SUMS")
+    p.add_argument("--src", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data"), help="folder with cifar10-{train,test}.zip + SHA256SUMS")
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "ssl_zoo", "data", "builtin", "cifar10_5k.zip"))
     p.add_argument("--train-per-class", type=int, default=500)
     p.add_argument("--test-per-class", type=int, default=100)
@@ -125,7 +120,7 @@ def main() -> None:
             classes=", ".join(classes), seed=args.seed,
             sha_train=sums["cifar10-train.zip"], sha_test=sums["cifar10-test.zip"]).encode())
     os.replace(tmp, args.out)
-    print(f"wrote {args.out} ({os.path.getsize(args.out) / 1e6:.2f} MB), sha256 {sha256(args.out)}")
+    print(f"wrote {args.out} ({os.path.getsize(args.out) / 1e6:.2f} MB), sha256 {file_digest(args.out)}")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ssl_zoo.utils.file_io import file_digest
 from ssl_zoo.data.datasets import (CORRUPT_POLICIES, InMemoryImageDataset, UnreadableImageError,
                                    _require_dir, threaded_map)
 
@@ -98,14 +99,6 @@ def _cached(key: str, build: Callable[[], Dict[str, np.ndarray]]) -> Dict[str, n
     return arrays
 
 
-def _sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _split_arrays(entries: List[Tuple[str, str, bytes]], prefix: str,
                   corrupt_policy: str = "fail") -> Dict[str, np.ndarray]:
     """entries: (class name, file name, bytes) -> {prefix_images, prefix_targets, prefix_classes, prefix_corrupt}."""
@@ -146,7 +139,7 @@ def load_builtin_cifar10(train: bool = True, transform: Optional[Callable] = Non
                 out.update(_split_arrays(entries, f"{split}_"))
         return out
 
-    arrays = _cached(f"builtin_cifar10_5k-{_sha256_file(zip_path)[:16]}", build)
+    arrays = _cached(f"builtin_cifar10_5k-{file_digest(zip_path)[:16]}", build)
     return _to_dataset(arrays, "train_" if train else "test_", transform)
 
 

@@ -31,7 +31,7 @@ DEFAULT_TIMEOUT = timedelta(minutes=30)
 __all__ = ["launch", "DEFAULT_TIMEOUT"]
 
 
-def _find_free_port() -> int:
+def find_free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))  # the OS picks a free port
         return sock.getsockname()[1]
@@ -63,7 +63,7 @@ def launch(main_func: Callable[..., Any], num_gpus_per_machine: int, num_machine
     if dist_url == "auto":
         if num_machines != 1:
             raise ValueError('dist_url="auto" only works on one machine; give tcp://<machine 0>:<port>.')
-        dist_url = f"tcp://127.0.0.1:{_find_free_port()}"
+        dist_url = f"tcp://127.0.0.1:{find_free_port()}"
     if num_machines > 1 and dist_url.startswith("file://"):
         logger.warning("file:// init on several machines needs a shared filesystem.")
     mp.start_processes(

@@ -35,6 +35,8 @@ from typing import Any, List, Optional
 from iopath.common.file_io import PathHandler
 from iopath.common.file_io import PathManager as _PathManager
 
+from ssl_zoo.utils.file_io import file_digest  # noqa: F401  (re-exported)
+
 logger = logging.getLogger(__name__)
 
 CACHE_ENV, OFFLINE_ENV, MAX_BYTES_ENV = "SSL_ZOO_CACHE", "SSL_ZOO_OFFLINE", "SSL_ZOO_MAX_DOWNLOAD_BYTES"
@@ -82,15 +84,6 @@ def cached_path(url: str, filename: Optional[str] = None, root: Optional[str] = 
     name = filename or os.path.basename(urllib.parse.urlparse(url).path) or "download"
     key = hashlib.sha256(url.encode()).hexdigest()[:16]
     return os.path.join(root or cache_dir(), "downloads", key, name)
-
-
-def file_digest(path: str, algo: str = "sha256") -> str:
-    """Hex digest of a file, read in 1 MiB chunks."""
-    h = hashlib.new(algo)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def verify_file(path: str, *, sha256: Optional[str] = None, sha256_prefix: Optional[str] = None,

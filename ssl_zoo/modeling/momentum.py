@@ -62,3 +62,22 @@ def constant_momentum(step: int, max_steps: int, base: float) -> float:
 def build_momentum_schedule(name: str) -> Callable[[int, int, float], float]:
     """The schedule function registered as ``name`` (``"cosine"`` or ``"constant"``)."""
     return MOMENTUM_SCHEDULE_REGISTRY.get(name)
+
+
+class MomentumTargetMixin:
+    """One EMA code path for every method with a momentum network (BYOL's target, MoCo's
+    key encoder): ``target_backbone`` / ``target_projector`` track ``backbone`` / ``projector``
+    with ``tau`` from ``self.tau_schedule(step, max_steps, self.tau_base)``.
+    """
+
+    @torch.no_grad()
+    def momentum_update(self, tau: float) -> None:
+        """xi <- tau * xi + (1 - tau) * theta (BYOL Sec. 3.1, MoCo Eq. 2); buffers untouched."""
+        ema_update_(self.target_backbone, self.backbone, tau)
+        ema_update_(self.target_projector, self.projector, tau)
+
+    def momentum_hook(self):
+        """The hook that calls ``momentum_update`` after every optimizer step."""
+        from ssl_zoo.engine.momentum_hook import MomentumUpdateHook
+
+        return MomentumUpdateHook(self.momentum_update, lambda k, K: self.tau_schedule(k, K, self.tau_base))
