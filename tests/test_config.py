@@ -92,3 +92,14 @@ def test_missing_file_and_odd_overrides():
         get_cfg().merge_from_file("nope.yaml")
     with pytest.raises(ConfigError, match="KEY VALUE"):
         get_cfg().merge_from_list(["SOLVER.EPOCHS"])
+
+
+def test_load_config_keeps_only_the_chosen_methods_keys(tmp_path):
+    from ssl_zoo.config import load_config
+
+    cfg = load_config(os.path.join(REPO, "configs/byol/r50_1000ep.yaml"), ["SOLVER.EPOCHS", "3"])
+    assert "BYOL" in cfg and "MOCO" not in cfg and "SIMCLR" not in cfg
+    assert cfg.SOLVER.EPOCHS == 3 and cfg.BYOL.TAU_BASE == 0.996
+    # a key of another method is an error for this method
+    with pytest.raises(ConfigError, match="MOCO"):
+        load_config(os.path.join(REPO, "configs/byol/r50_1000ep.yaml"), ["MOCO.TAU_BASE", "0.9"])

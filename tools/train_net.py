@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 from _paths import import_methods  # noqa: E402
 
-from ssl_zoo.config import ConfigError, get_cfg  # noqa: E402
+from ssl_zoo.config import ConfigError, load_config  # noqa: E402
 from ssl_zoo.engine.defaults import build_trainer, default_argument_parser, default_setup  # noqa: E402
 from ssl_zoo.engine.launch import launch  # noqa: E402
 
@@ -25,10 +25,7 @@ from ssl_zoo.engine.launch import launch  # noqa: E402
 def setup(args):
     """Defaults (+ every registered method's keys) <- YAML file (with _BASE_) <- KEY VALUE overrides."""
     import_methods()
-    cfg = get_cfg()
-    if args.config_file:
-        cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts)
+    cfg = load_config(args.config_file, args.opts)
     cfg.freeze()
     return cfg
 

@@ -92,3 +92,30 @@ def get_cfg(method_names: Optional[Iterable[str]] = None) -> CfgNode:
     for name in names:
         METHOD_REGISTRY.get(name).add_config(cfg)
     return cfg
+
+
+def load_config(config_file: str = "", opts: Optional[list] = None) -> CfgNode:
+    """Defaults <- ``config_file`` (with ``_BASE_``) <- ``KEY VALUE`` overrides, for one method.
+
+    Merged against every registered method's keys, then the nodes of methods other than
+    ``MODEL.METHOD`` are dropped, so ``--print-config`` and ``OUTPUT_DIR/config.yaml`` show
+    just the keys that matter. Setting a key of another method (a value differing from its
+    default) is an error rather than silently ignored.
+    """
+    from ssl_zoo.config.defaults import _C
+
+    cfg = get_cfg()
+    if config_file:
+        cfg.merge_from_file(config_file)
+    cfg.merge_from_list(list(opts or []))
+    defaults = get_cfg()
+    keep = set(get_cfg([cfg.MODEL.METHOD]).keys())
+    for node in [k for k in cfg.keys() if k not in _C and k not in keep]:
+        if cfg[node] != defaults[node]:
+            changed = sorted(k for k in cfg[node] if cfg[node][k] != defaults[node][k])
+            raise ConfigError(
+                f"{config_file or 'command line'}: {node}.{changed[0]} is a key of another method, "
+                f"but MODEL.METHOD is '{cfg.MODEL.METHOD}'"
+            )
+        del cfg[node]
+    return cfg
