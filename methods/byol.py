@@ -128,22 +128,32 @@ class BYOL(MomentumTargetMixin, SSLMethod):
         ys = [backbone(v) for v in views]
         return ys, [head(y) for y in ys]
 
+    def _predict(self, zs: List[torch.Tensor]) -> List[torch.Tensor]:
+        """Predictor outputs per view (one batch when views are concatenated)."""
+        if self.concat_views:
+            return list(self.predictor(torch.cat(zs)).chunk(len(zs)))
+        return [self.predictor(z) for z in zs]
+
+    def _add_online_classifier(self, out: dict, y: torch.Tensor, labels: Optional[torch.Tensor]) -> dict:
+        """Adds the monitoring classifier's loss on ``sg(y)`` of view 1 (official code) to ``out``."""
+        if self.classifier is not None and labels is not None:
+            logits = self.classifier(y.detach())
+            cls_loss = F.cross_entropy(logits, labels)
+            out["loss"] = out["loss"] + cls_loss
+            out["online_cls_loss"] = cls_loss.detach()
+            out["online_top1"] = (logits.argmax(1) == labels).float().mean().detach()
+        return out
+
     def forward(self, views: List[torch.Tensor], labels: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         views = views[:2]
         ys, zs = self._encode(self.backbone, self.projector, views)
-        ps = [self.predictor(z) for z in zs] if not self.concat_views else list(self.predictor(torch.cat(zs)).chunk(2))
+        ps = self._predict(zs)
         with torch.no_grad():
             _, targets = self._encode(self.target_backbone, self.target_projector, views)
         # p1 predicts the target of view 2 and vice versa; the two terms are summed.
         byol_loss = self.loss_fn(ps[0], ps[1], targets[0], targets[1])
         out = {"loss": byol_loss, "byol_loss": byol_loss.detach(), "embedding": zs[0].detach()}
-        if self.classifier is not None and labels is not None:
-            logits = self.classifier(ys[0].detach())
-            cls_loss = F.cross_entropy(logits, labels)
-            out["loss"] = byol_loss + cls_loss
-            out["online_cls_loss"] = cls_loss.detach()
-            out["online_top1"] = (logits.argmax(1) == labels).float().mean().detach()
-        return out
+        return self._add_online_classifier(out, ys[0], labels)
 
     def hooks(self) -> list:
         return [self.momentum_hook()]  # EMA of backbone + projector after every step

@@ -18,7 +18,6 @@ from __future__ import annotations
 from typing import Dict, List, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ssl_zoo.config import CfgNode
@@ -74,10 +73,7 @@ class BYOLUnified(BYOL):
     def forward(self, views: List[torch.Tensor], labels: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         views = views[:2]
         ys, zs = self._encode(self.backbone, self.projector, views)
-        if self.concat_views:
-            phis = list(self.predictor(torch.cat(zs)).chunk(2))
-        else:
-            phis = [self.predictor(z) for z in zs]
+        phis = self._predict(zs)
         if self.use_target:
             with torch.no_grad():
                 _, psis = self._encode(self.target_backbone, self.target_projector, views)
@@ -85,13 +81,7 @@ class BYOLUnified(BYOL):
             psis = zs  # SimCLR: psi = z_theta, gradients flow through both sides
         loss = self.loss_fn(phis[0], phis[1], psis[0], psis[1])
         out = {"loss": loss, "unified_loss": loss.detach(), "embedding": zs[0].detach()}
-        if self.classifier is not None and labels is not None:
-            logits = self.classifier(ys[0].detach())
-            cls_loss = F.cross_entropy(logits, labels)
-            out["loss"] = loss + cls_loss
-            out["online_cls_loss"] = cls_loss.detach()
-            out["online_top1"] = (logits.argmax(1) == labels).float().mean().detach()
-        return out
+        return self._add_online_classifier(out, ys[0], labels)
 
     def hooks(self) -> list:
         return super().hooks() if self.use_target else []
