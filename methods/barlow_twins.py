@@ -8,9 +8,15 @@ Algorithm 1 of the paper, in this module's names::
     L = sum_i (1 - c_ii)^2 + lambda sum_{i != j} c_ij^2           lambda = 0.0051
 
 Paper Sec. 3 / official code: projector 8192-8192-8192 (Linear-BN-ReLU twice, then Linear),
-LARS, batch 2048, lr 0.2 x B/256 for weights (0.0048 for biases and BN: not expressible with
-one lr schedule, see configs), wd 1.5e-6, 1000 epochs, 10 warm-up epochs, BYOL's
-augmentations, SyncBN; 73.2 linear top-1. No target network, no predictor, no negatives.
+LARS, batch 2048, lr 0.2 x B/256 for weights and 0.0048 x B/256 for biases and BN parameters
+(official ``main.py``: ``--learning-rate-weights 0.2 --learning-rate-biases 0.0048``, both on the
+same warm-up + cosine schedule; "biases" = every 1-d parameter), wd 1.5e-6, 1000 epochs,
+10 warm-up epochs, BYOL's augmentations, SyncBN; 73.2 linear top-1. No target network, no
+predictor, no negatives.
+
+The bias/BN lr is ``BARLOWTWINS.BIAS_NORM_LR_MULT`` (0.0048 / 0.2 = 0.024) times the weights' lr:
+the model's ``bias_norm_lr_mult`` attribute, read by ``ssl_zoo.solver.build.get_param_groups``
+for the bias / norm parameters of the backbone and projector.
 """
 from __future__ import annotations
 
@@ -35,12 +41,15 @@ class BarlowTwins(SSLMethod):
         projector: ``[B, out_dim] -> [B, D]``.
         lambd: off-diagonal weight lambda.
         gather_distributed: cross-correlation over the global batch.
+        bias_norm_lr_mult: lr of the bias and norm parameters relative to the weights' lr.
     """
 
     def __init__(self, backbone: nn.Module, projector: nn.Module, *, lambd: float = 0.0051,
-                 gather_distributed: bool = True) -> None:
+                 gather_distributed: bool = True, bias_norm_lr_mult: float = 0.024) -> None:
         super().__init__()
         self.backbone, self.projector = backbone, projector
+        # A module attribute (kept by copy.deepcopy and SyncBN conversion), read by get_param_groups.
+        self.bias_norm_lr_mult = float(bias_norm_lr_mult)
         self.loss_fn = BarlowTwinsLoss(lambd, gather_distributed=gather_distributed)
 
     @classmethod
@@ -50,6 +59,7 @@ class BarlowTwins(SSLMethod):
         cfg.BARLOWTWINS.PROJECTOR_NUM_LAYERS = 3
         cfg.BARLOWTWINS.LAMBDA = 0.0051  # official code (paper text: 5e-3)
         cfg.BARLOWTWINS.GATHER_DISTRIBUTED = True  # c over the global batch
+        cfg.BARLOWTWINS.BIAS_NORM_LR_MULT = 0.024  # official code: lr 0.0048 (biases, BN) / 0.2 (weights)
 
     @classmethod
     def from_config(cls, cfg) -> dict:
@@ -57,7 +67,8 @@ class BarlowTwins(SSLMethod):
         backbone = build_backbone_from_cfg(cfg)
         projector = MLP(backbone.out_dim, c.PROJECTOR_DIM, c.PROJECTOR_DIM, num_layers=c.PROJECTOR_NUM_LAYERS,
                         bn_momentum=bn.MOMENTUM, bn_eps=bn.EPS)
-        return dict(backbone=backbone, projector=projector, lambd=c.LAMBDA, gather_distributed=c.GATHER_DISTRIBUTED)
+        return dict(backbone=backbone, projector=projector, lambd=c.LAMBDA, gather_distributed=c.GATHER_DISTRIBUTED,
+                    bias_norm_lr_mult=c.BIAS_NORM_LR_MULT)
 
     def forward(self, views: List[torch.Tensor], labels: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         z1, z2 = (self.projector(self.backbone(v)) for v in views[:2])  # official code: one pass per view

@@ -10,8 +10,10 @@ BYOL without the target network: the stop-gradient alone prevents collapse (Sec.
 Sec. 3 / App.: projector 3 layers 2048-d with BN on every layer including the output (the
 official code: output BN without affine); predictor 2048 -> 512 -> 2048 with BN on the
 hidden layer only; SGD lr 0.05 x B/256, momentum 0.9, wd 1e-4, cosine, batch 512, 100 ep
-(68.1 linear). The paper keeps the predictor's lr fixed (not decayed); the trainer's lr
-schedule applies to every group, so here ``SIMSIAM.PREDICTOR_LR_MULT`` only scales it.
+(68.1 linear). The predictor's lr is not decayed (Sec. 4.2 / Table 1c: 68.1 vs 67.7 with
+decay; official ``main_simsiam.py --fix-pred-lr`` sets it to ``init_lr = 0.05 x B/256`` every
+epoch, with no warm-up): ``SIMSIAM.FIX_PREDICTOR_LR`` sets ``predictor.fixed_lr``, so the
+solver keeps its lr at the scaled peak lr x ``SIMSIAM.PREDICTOR_LR_MULT`` for the whole run.
 """
 from __future__ import annotations
 
@@ -48,7 +50,8 @@ class SimSiam(SSLMethod):
         cfg.SIMSIAM.PROJECTOR_DIM = 2048  # hidden and output size of the projector (paper)
         cfg.SIMSIAM.PROJECTOR_NUM_LAYERS = 3  # 3 layers for ImageNet, 2 for CIFAR (paper Sec. 5 / App.)
         cfg.SIMSIAM.PREDICTOR_HIDDEN_DIM = 512  # bottleneck 2048 -> 512 -> 2048
-        cfg.SIMSIAM.PREDICTOR_LR_MULT = 1.0  # paper: predictor lr fixed (not decayed); see docstring
+        cfg.SIMSIAM.PREDICTOR_LR_MULT = 1.0  # predictor lr = this x the (scaled) lr
+        cfg.SIMSIAM.FIX_PREDICTOR_LR = True  # paper (Table 1c) / official --fix-pred-lr: predictor lr not decayed
 
     @classmethod
     def from_config(cls, cfg) -> dict:
@@ -60,7 +63,8 @@ class SimSiam(SSLMethod):
         # Official code: the output BN has no affine parameters.
         projector[-1] = nn.BatchNorm1d(c.PROJECTOR_DIM, eps=bn.EPS, momentum=bn.MOMENTUM, affine=False)
         predictor = MLP(c.PROJECTOR_DIM, c.PREDICTOR_HIDDEN_DIM, c.PROJECTOR_DIM, **mlp)
-        predictor.lr_mult = c.PREDICTOR_LR_MULT  # read by ssl_zoo.solver.build.get_param_groups
+        predictor.lr_mult = c.PREDICTOR_LR_MULT  # both read by ssl_zoo.solver.build.get_param_groups
+        predictor.fixed_lr = c.FIX_PREDICTOR_LR
         return dict(backbone=backbone, projector=projector, predictor=predictor)
 
     def forward(self, views: List[torch.Tensor], labels: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:

@@ -43,6 +43,11 @@ def _is_period_end(trainer, period: int) -> bool:
 class LRScheduler(HookBase):
     """Sets each param group's lr to ``schedule(iter) * group["lr_mult"]`` before every step.
 
+    A group with ``group["fixed_lr"]`` (``ssl_zoo.solver.build.get_param_groups``) gets the constant
+    ``group["base_lr"]`` (scaled peak lr x lr_mult, set by ``build_optimizer``) instead: no warm-up,
+    no decay (SimSiam's predictor, official ``--fix-pred-lr``). Groups without these keys (e.g. an
+    optimizer state saved before they existed) follow the schedule. The logged ``lr`` is the schedule's.
+
     Args:
         schedule: ``step -> lr`` (a pure function, e.g. from ``build_lr_schedule``),
             called with the 0-based step about to run.
@@ -54,7 +59,12 @@ class LRScheduler(HookBase):
     def before_step(self) -> None:
         lr = float(self.schedule(self.trainer.iter))
         for group in self.trainer.optimizer.param_groups:
-            group["lr"] = lr * group.get("lr_mult", 1.0)
+            if group.get("fixed_lr", False):
+                if "base_lr" not in group:
+                    raise KeyError("LRScheduler: a fixed_lr param group needs 'base_lr' (set by build_optimizer)")
+                group["lr"] = group["base_lr"]
+            else:
+                group["lr"] = lr * group.get("lr_mult", 1.0)
         self.trainer.put_scalar("lr", lr)
 
 

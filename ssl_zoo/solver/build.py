@@ -3,17 +3,31 @@
 Parts take explicit arguments (``LARS``, ``get_param_groups``, ``scaled_lr``, the schedule
 functions); ``build_optimizer`` and ``build_lr_schedule`` map ``cfg.SOLVER.*`` onto them.
 
-The trainer sets, before every optimizer step::
+The trainer sets, before every optimizer step (``ssl_zoo.engine.hooks.LRScheduler``)::
 
     lr = schedule(iteration)
     for group in optimizer.param_groups:
-        group["lr"] = lr * group["lr_mult"]
+        if group["fixed_lr"]:
+            group["lr"] = group["base_lr"]      # constant: scaled peak lr x lr_mult
+        else:
+            group["lr"] = lr * group["lr_mult"]
+
+Per-parameter lr rules (read by ``get_param_groups`` from attributes that a method sets on
+its modules or parameters):
+
+- ``lr_mult`` (float): multiplies the schedule (BYOL's predictor, PROTOCOLS.md s.7).
+- ``fixed_lr`` (bool): the lr stays at the scaled peak lr x ``lr_mult`` for the whole run,
+  no warm-up and no decay (SimSiam's predictor: Chen & He 2021, Table 1c; official
+  ``main_simsiam.py --fix-pred-lr`` sets the predictor group to ``init_lr`` every epoch).
+- ``bias_norm_lr_mult`` (float, module attribute): further multiplies ``lr_mult`` for the
+  bias / norm parameters under that module (Barlow Twins: lr 0.0048 for biases and BN vs
+  0.2 for weights, official ``main.py`` -> 0.024).
 """
 from __future__ import annotations
 
 import inspect
 import math
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -70,14 +84,22 @@ def _adamw(params, *, lr: float, weight_decay: float = 0.0, momentum: float = 0.
     return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
 
 
-def _lr_mult(module_chain: List[nn.Module], param: torch.Tensor) -> float:
-    """``param.lr_mult`` if set, else that of the innermost enclosing module that sets one, else 1."""
-    if hasattr(param, "lr_mult"):
-        return float(param.lr_mult)
+def _lookup(attr: str, module_chain: List[nn.Module], param: Optional[torch.Tensor], default):
+    """``param.<attr>`` if set, else that of the innermost enclosing module that sets one, else ``default``."""
+    if param is not None and hasattr(param, attr):
+        return getattr(param, attr)
     for module in reversed(module_chain):
-        if hasattr(module, "lr_mult"):
-            return float(module.lr_mult)
-    return 1.0
+        if hasattr(module, attr):
+            return getattr(module, attr)
+    return default
+
+
+def _lr_rule(module_chain: List[nn.Module], param: torch.Tensor, bias_or_norm: bool) -> Tuple[float, bool]:
+    """``(lr_mult, fixed_lr)`` of ``param`` (see ``get_param_groups``)."""
+    mult = float(_lookup("lr_mult", module_chain, param, 1.0))
+    if bias_or_norm:
+        mult *= float(_lookup("bias_norm_lr_mult", module_chain, None, 1.0))
+    return mult, bool(_lookup("fixed_lr", module_chain, param, False))
 
 
 def get_param_groups(model: nn.Module, weight_decay: float, exclude_bias_and_norm: bool = True) -> List[dict]:
@@ -92,21 +114,28 @@ def get_param_groups(model: nn.Module, weight_decay: float, exclude_bias_and_nor
     Parameters with ``requires_grad=False`` (e.g. BYOL's EMA target network) are skipped, as are
     repeats of a shared (tied) parameter.
 
-    A learning-rate multiplier (e.g. BYOL's predictor lr multiplier, PROTOCOLS.md s.7) is read from
-    a ``lr_mult`` attribute on the parameter, else on the innermost enclosing module that has one.
-    Parameters are grouped by (excluded, lr_mult).
+    Learning-rate rules (module docstring), each read from an attribute on the parameter, else
+    on the innermost enclosing module that has one (set them on modules where possible:
+    ``copy.deepcopy`` keeps module attributes but drops those of ``nn.Parameter``):
+
+    - ``lr_mult`` (default 1): lr multiplier, e.g. BYOL's predictor (PROTOCOLS.md s.7);
+    - ``fixed_lr`` (default False): lr constant at the peak lr x ``lr_mult`` (SimSiam's predictor);
+    - ``bias_norm_lr_mult`` (default 1; modules only): multiplies ``lr_mult`` for bias / norm
+      parameters, whether or not they are excluded (Barlow Twins' 0.0048 / 0.2).
+
+    Parameters are grouped by (excluded, lr_mult, fixed_lr).
 
     Args:
         model: the module to optimise (pass the unwrapped model, not the DDP wrapper, so names are clean).
         weight_decay: weight decay of the regular group.
-        exclude_bias_and_norm: False = every parameter is regular (one group per lr_mult).
+        exclude_bias_and_norm: False = every parameter is regular (one group per lr rule).
 
     Returns:
         A list of dicts with keys ``params``, ``param_names`` (torch's optional key, used in
-        ``state_dict``), ``weight_decay``, ``lars_exclude``, ``lr_mult``. Empty groups are omitted;
-        regular groups come before excluded ones, in order of first appearance.
+        ``state_dict``), ``weight_decay``, ``lars_exclude``, ``lr_mult``, ``fixed_lr``. Empty groups
+        are omitted; regular groups come before excluded ones, in order of first appearance.
     """
-    groups: Dict[Tuple[bool, float], dict] = {}
+    groups: Dict[Tuple[bool, float, bool], dict] = {}
     seen = set()
 
     def visit(module: nn.Module, prefix: str, chain: List[nn.Module]) -> None:
@@ -116,14 +145,16 @@ def get_param_groups(model: nn.Module, weight_decay: float, exclude_bias_and_nor
             if not param.requires_grad or id(param) in seen:
                 continue
             seen.add(id(param))
-            excluded = exclude_bias_and_norm and (is_norm or param.ndim <= 1)
-            mult = _lr_mult(chain, param)
-            group = groups.setdefault((excluded, mult), {
+            bias_or_norm = is_norm or param.ndim <= 1
+            excluded = exclude_bias_and_norm and bias_or_norm
+            mult, fixed = _lr_rule(chain, param, bias_or_norm)
+            group = groups.setdefault((excluded, mult, fixed), {
                 "params": [],
                 "param_names": [],
                 "weight_decay": 0.0 if excluded else weight_decay,
                 "lars_exclude": excluded,
                 "lr_mult": mult,
+                "fixed_lr": fixed,
             })
             group["params"].append(param)
             group["param_names"].append(prefix + name)
@@ -163,8 +194,9 @@ def scaled_lr_from_cfg(cfg) -> float:
 def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
     """Optimizer named SOLVER.OPTIMIZER over ``get_param_groups(model, ...)``.
 
-    Each group's initial lr is the scaled peak lr times its ``lr_mult``; the lr schedule
-    overwrites it every step. Pass the unwrapped model (not DDP) for clean parameter names.
+    Each group's ``base_lr`` and initial ``lr`` are the scaled peak lr times its ``lr_mult``; the
+    lr schedule overwrites ``lr`` every step, except in ``fixed_lr`` groups, where it stays
+    ``base_lr``. Pass the unwrapped model (not DDP) for clean parameter names.
     """
     s = cfg.SOLVER
     ctor = OPTIMIZER_REGISTRY.get(s.OPTIMIZER)  # unknown name -> KeyError listing the known ones
@@ -173,7 +205,7 @@ def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
     if not groups:
         raise ValueError("build_optimizer: the model has no parameter with requires_grad=True")
     for group in groups:
-        group["lr"] = lr * group["lr_mult"]
+        group["base_lr"] = group["lr"] = lr * group["lr_mult"]
     return ctor(
         groups,
         lr=lr,
