@@ -9,3 +9,4 @@ from . import simclr  # noqa: F401  (SimCLR v1 / v2)
 from . import moco  # noqa: F401  (MoCo v1 / v2)
 from . import simsiam  # noqa: F401
 from . import barlow_twins  # noqa: F401
+from . import supervised  # noqa: F401  (the supervised baseline of evaluation tables)

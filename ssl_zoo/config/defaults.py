@@ -168,3 +168,56 @@ _C.LOG.PROGRESS_BAR = True
 _C.LOG.COLLAPSE_PERIOD = 20
 # Write summary.json and a PNG plot of loss / kNN accuracy at the end of training.
 _C.LOG.SUMMARY = True
+
+# ---------------------------------------------------------------------------- BENCHMARK
+# tools/benchmark.py: evaluation of a frozen / fine-tuned backbone (PROTOCOLS.md s.3-4).
+_C.BENCHMARK = _FvCfgNode()
+# Labelled splits ("" = DATASETS.KNN_TRAIN / KNN_TEST; --dataset NAME sets NAME_train / NAME_test).
+_C.BENCHMARK.TRAIN = ""
+_C.BENCHMARK.TEST = ""
+# Validation split held out from BENCHMARK.TRAIN for choosing hyper-parameters (never the test
+# set): VAL_SIZE images drawn with VAL_SEED if > 0 (ImageNet: 10,009, PROTOCOLS.md s.3), else a
+# class-balanced VAL_FRACTION of every class.
+_C.BENCHMARK.VAL_FRACTION = 0.1
+_C.BENCHMARK.VAL_SIZE = 0
+_C.BENCHMARK.VAL_SEED = 0
+# Evaluation images: resize the shorter side to IMAGE_SIZE / CROP_FRACTION, centre-crop
+# IMAGE_SIZE (256 -> 224 at ImageNet scale, 37 -> 32 for CIFAR).
+_C.BENCHMARK.CROP_FRACTION = 0.875
+# Seed of epoch orders, augmentations and head initialisation.
+_C.BENCHMARK.SEED = 0
+# Where fast-mode feature caches are written ("" = $SSL_ZOO_CACHE/features).
+_C.BENCHMARK.CACHE_DIR = ""
+# Every run appends one row per result to this CSV (runs can be compared across weights).
+_C.BENCHMARK.RESULTS_CSV = "./output/benchmark_results.csv"
+
+_C.BENCHMARK.LINEAR = _FvCfgNode()
+# "faithful" (the paper: frozen encoder on freshly augmented images every epoch), "fast"
+# (features cached once, heads trained on the cache) or "both" (and report the speedup).
+_C.BENCHMARK.LINEAR.MODE = "faithful"
+# PROTOCOLS.md s.3 (BYOL App. C.1): SGD + Nesterov 0.9, batch 1024, 80 epochs, no weight decay,
+# lr grid chosen on the validation split; cosine lr decay as in the official code.
+_C.BENCHMARK.LINEAR.EPOCHS = 80
+_C.BENCHMARK.LINEAR.BATCH_SIZE = 1024
+_C.BENCHMARK.LINEAR.LRS = (0.4, 0.3, 0.2, 0.1, 0.05)
+_C.BENCHMARK.LINEAR.MOMENTUM = 0.9
+_C.BENCHMARK.LINEAR.NESTEROV = True
+_C.BENCHMARK.LINEAR.WEIGHT_DECAY = 0.0
+# Fast mode: augmented (random resized crop + flip) copies of every training image whose
+# features are cached; each epoch draws one copy per image. 0 = centre crops only.
+_C.BENCHMARK.LINEAR.FAST_AUG_COPIES = 4
+
+_C.BENCHMARK.SEMI = _FvCfgNode()
+# PROTOCOLS.md s.4 (BYOL App. C.1): fine-tune the whole network on 1% / 10% of the labels,
+# SGD + Nesterov 0.9, batch 1024, no weight decay; lr and epochs chosen on the validation split.
+_C.BENCHMARK.SEMI.LRS = (0.01, 0.02, 0.05, 0.1, 0.005)
+_C.BENCHMARK.SEMI.EPOCHS = (30, 50)
+_C.BENCHMARK.SEMI.BATCH_SIZE = 1024
+_C.BENCHMARK.SEMI.MOMENTUM = 0.9
+_C.BENCHMARK.SEMI.NESTEROV = True
+_C.BENCHMARK.SEMI.WEIGHT_DECAY = 0.0
+# Labelled subset: a file of image names, one per line (SimCLR's lists), or "" = for ImageNet
+# SimCLR's public 1% / 10% lists (downloaded into the cache), elsewhere a class-balanced
+# fraction of every class drawn with SUBSET_SEED from the images outside the validation split.
+_C.BENCHMARK.SEMI.SUBSET_LIST = ""
+_C.BENCHMARK.SEMI.SUBSET_SEED = 0

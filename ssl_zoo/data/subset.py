@@ -23,7 +23,7 @@ from torch.utils.data import Dataset, Subset
 
 from ssl_zoo.data.samplers import mix_seed
 
-__all__ = ["SubsetSpec", "subset_indices", "take_subset", "apply_subset", "subset_from_cfg"]
+__all__ = ["SubsetSpec", "subset_indices", "take_subset", "apply_subset", "subset_from_cfg", "holdout_split"]
 
 
 @dataclass(frozen=True)
@@ -124,3 +124,35 @@ def subset_from_cfg(cfg) -> Optional[SubsetSpec]:
     d = cfg.DATASETS
     spec = SubsetSpec(float(d.TRAIN_SUBSET_FRACTION), int(d.TRAIN_SUBSET_PER_CLASS), int(d.TRAIN_SUBSET_SEED))
     return spec if spec.active else None
+
+
+def holdout_split(targets: Union[torch.Tensor, Sequence[int]], fraction: float = 0.1, size: int = 0,
+                  seed: int = 0) -> "tuple[torch.Tensor, torch.Tensor]":
+    """Split a training set into ``(rest, held-out validation)`` index sets, both sorted.
+
+    Hyper-parameters of the evaluation protocols are chosen on such a split, never on the
+    test set (PROTOCOLS.md s.3: 10,009 ImageNet train images).
+
+    Args:
+        targets: int labels ``[N]``.
+        fraction: class-balanced fraction held out (see :func:`subset_indices`) when ``size`` is 0.
+        size: hold out exactly this many images, drawn uniformly with ``seed`` (ImageNet's
+            10,009; TF's split is the last 10,009 of its own file order, which an ImageFolder
+            copy does not have, so a seeded draw stands in for it).
+        seed: seed of the draw.
+
+    Returns:
+        ``(rest [N - M], holdout [M])`` int64 indices, disjoint, covering ``range(N)``.
+    """
+    targets = torch.as_tensor(targets, dtype=torch.int64).reshape(-1)
+    n = targets.numel()
+    if size > 0:
+        if size >= n:
+            raise ValueError(f"cannot hold out {size} of {n} images")
+        g = torch.Generator().manual_seed(mix_seed(seed, n))
+        holdout = torch.randperm(n, generator=g)[:size].sort().values
+    else:
+        holdout = subset_indices(targets, fraction=fraction, seed=seed)
+    keep = torch.ones(n, dtype=torch.bool)
+    keep[holdout] = False
+    return keep.nonzero().squeeze(1), holdout

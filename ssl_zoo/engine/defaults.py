@@ -27,7 +27,7 @@ from ssl_zoo.utils.logger import setup_logger
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["default_argument_parser", "default_setup", "build_trainer", "load_backbone_weights"]
+__all__ = ["default_argument_parser", "default_setup", "build_trainer", "load_backbone_weights", "amp_dtype_from_cfg"]
 
 
 def default_argument_parser(epilog: Optional[str] = None) -> argparse.ArgumentParser:
@@ -91,7 +91,8 @@ def load_backbone_weights(backbone: nn.Module, path: str) -> None:
                 f"unexpected keys: {result.unexpected_keys}")
 
 
-def _amp_dtype(cfg, device: Optional[torch.device] = None) -> Optional[torch.dtype]:
+def amp_dtype_from_cfg(cfg, device: Optional[torch.device] = None) -> Optional[torch.dtype]:
+    """Autocast dtype of SOLVER.AMP (None = fp32); bf16 falls back to fp32 on CPUs without native bf16."""
     if not cfg.SOLVER.AMP.ENABLED:
         return None
     dtypes = {"bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -202,7 +203,7 @@ def build_trainer(cfg, resume: bool = False) -> SSLTrainer:
             find_unused_parameters=False, **sync_kw,
         )
     trainer = SSLTrainer(
-        ddp_model, optimizer, data, max_iter, accum_steps=accum, amp_dtype=_amp_dtype(cfg, device),
+        ddp_model, optimizer, data, max_iter, accum_steps=accum, amp_dtype=amp_dtype_from_cfg(cfg, device),
         clip_grad_norm=cfg.SOLVER.CLIP_GRAD_NORM, device=device,
         hooks=build_hooks(cfg, model, checkpointer, schedule, device),
     )

@@ -186,6 +186,18 @@ def simclr(image_size: int = 224, strength: float = 1.0) -> List[ViewSpec]:
 
 
 @AUGMENTATION_REGISTRY.register()
+def crop_flip(image_size: int = 224) -> List[ViewSpec]:
+    """One view: random resized crop U[0.08, 1] (bicubic) + flip 0.5, no colour ops.
+
+    The training augmentation of BYOL's linear and semi-supervised evaluation (App. C.1;
+    PROTOCOLS.md s.3-4), and of the supervised baseline.
+    """
+    return [ViewSpec(size=image_size, crop_scale=(0.08, 1.0), crop_ratio=(3 / 4, 4 / 3), flip_prob=0.5,
+                     jitter_prob=0.0, grayscale_prob=0.0, blur_prob=0.0, solarize_prob=0.0,
+                     interpolation="bicubic")]
+
+
+@AUGMENTATION_REGISTRY.register()
 def mocov2(image_size: int = 224) -> List[ViewSpec]:
     """MoCo v2 (Chen et al. 2020, "Improved baselines"; PROTOCOLS.md s.8).
 
