@@ -16,7 +16,10 @@ v1 = linear head to 128, T 0.07 (``configs/moco/``).
 
 Shuffling BN (Sec. 3.3): with several processes the key encoder sees a random permutation
 of the global batch (``ssl_zoo.utils.dist_ops.batch_shuffle``) so BN statistics cannot leak
-the positive. With one process it is a no-op; ``MODEL.SYNC_BN`` is the alternative.
+the positive. In one process ``MOCO.SPLIT_BN G`` simulates it (official CIFAR-10 demo):
+both encoders compute BN statistics per group of G interleaved samples
+(``ssl_zoo.modeling.batchnorm.SplitBatchNorm``) and the key batch is shuffled first.
+Without it a single process has no shuffling; ``MODEL.SYNC_BN`` is the multi-process alternative.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from torch import nn
 
 from ssl_zoo.config import CfgNode
 from ssl_zoo.modeling.backbones.build import build_backbone_from_cfg
+from ssl_zoo.modeling.batchnorm import convert_split_batchnorm
 from ssl_zoo.modeling.heads import MLP
 from ssl_zoo.modeling.losses.infonce import InfoNCELoss
 from ssl_zoo.modeling.method import METHOD_REGISTRY, SSLMethod
@@ -48,7 +52,9 @@ class MoCo(MomentumTargetMixin, SSLMethod):
         temperature: InfoNCE temperature T.
         tau_base: key-encoder momentum m (called tau as in BYOL; 0.999).
         tau_schedule: MOMENTUM_SCHEDULE_REGISTRY name ("constant" in MoCo).
-        shuffle_bn: shuffle the key encoder's batch across processes.
+        shuffle_bn: shuffle the key encoder's batch across processes (and inside the process
+            when ``split_bn > 1``).
+        split_bn: > 1 = per-group BN statistics in both encoders (single-process shuffling BN).
         symmetric: also use (q2, k1) and enqueue both keys (common at CIFAR scale; the
             paper's MoCo is asymmetric).
     """
@@ -64,8 +70,12 @@ class MoCo(MomentumTargetMixin, SSLMethod):
         tau_schedule: str = "constant",
         shuffle_bn: bool = True,
         symmetric: bool = False,
+        split_bn: int = 0,
     ) -> None:
         super().__init__()
+        if split_bn > 1:  # both encoders: G simulated devices with per-device BN statistics
+            backbone = convert_split_batchnorm(backbone, split_bn)
+            projector = convert_split_batchnorm(projector, split_bn)
         self.backbone, self.projector = backbone, projector
         # Key encoder = copy of the query encoder (Algorithm 1: f_k.params = f_q.params).
         self.target_backbone, self.target_projector = copy.deepcopy(backbone), copy.deepcopy(projector)
@@ -76,7 +86,7 @@ class MoCo(MomentumTargetMixin, SSLMethod):
         self.loss_fn = InfoNCELoss(temperature)
         self.tau_base = tau_base
         self.tau_schedule = MOMENTUM_SCHEDULE_REGISTRY.get(tau_schedule)
-        self.shuffle_bn, self.symmetric = shuffle_bn, symmetric
+        self.shuffle_bn, self.symmetric, self.split_bn = shuffle_bn, symmetric, int(split_bn)
 
     @classmethod
     def add_config(cls, cfg) -> None:
@@ -90,6 +100,10 @@ class MoCo(MomentumTargetMixin, SSLMethod):
         cfg.MOCO.TAU_SCHEDULE = "constant"  # MoCo keeps m fixed
         cfg.MOCO.SHUFFLE_BN = True  # Sec. 3.3 shuffling BN (multi-process)
         cfg.MOCO.SYMMETRIC = False  # paper: one direction (q of view 1, k of view 2)
+        # > 1: BN statistics per group of SPLIT_BN interleaved samples in both encoders, and the
+        # key batch shuffled inside the process: shuffling BN simulated on one device (official
+        # CIFAR-10 demo: 8). 0 = off (per-process BN; shuffling needs several processes).
+        cfg.MOCO.SPLIT_BN = 0
 
     @classmethod
     def from_config(cls, cfg) -> dict:
@@ -103,15 +117,21 @@ class MoCo(MomentumTargetMixin, SSLMethod):
         else:
             raise ValueError(f"MOCO.HEAD must be 'mlp' (v2) or 'linear' (v1), got '{c.HEAD}'")
         return dict(backbone=backbone, projector=projector, queue_size=c.QUEUE_SIZE, temperature=c.TEMPERATURE,
-                    tau_base=c.TAU_BASE, tau_schedule=c.TAU_SCHEDULE, shuffle_bn=c.SHUFFLE_BN, symmetric=c.SYMMETRIC)
+                    tau_base=c.TAU_BASE, tau_schedule=c.TAU_SCHEDULE, shuffle_bn=c.SHUFFLE_BN, symmetric=c.SYMMETRIC,
+                    split_bn=c.SPLIT_BN)
 
     @torch.no_grad()
     def _keys(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised keys ``[B, dim]`` of images ``x`` by the key encoder (shuffled BN)."""
-        idx_unshuffle = None
+        idx_unshuffle = local_unshuffle = None
         if self.shuffle_bn:
             x, idx_unshuffle = batch_shuffle(x)
+            if self.split_bn > 1:  # in-process shuffle: keys land in other BN groups than their queries
+                perm = torch.randperm(x.shape[0], device=x.device)
+                x, local_unshuffle = x[perm], torch.argsort(perm)
         k = F.normalize(self.target_projector(self.target_backbone(x)), dim=1)
+        if local_unshuffle is not None:
+            k = k[local_unshuffle]
         return batch_unshuffle(k, idx_unshuffle)
 
     def forward(self, views: List[torch.Tensor], labels: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:

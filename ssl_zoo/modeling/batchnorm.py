@@ -11,6 +11,9 @@ float64), normalises with the global mean / biased variance, and updates the run
 statistics with the unbiased global variance, like torch's SyncBatchNorm. Backward
 all-reduces the two reductions the input gradient needs (sum of ``dy`` and of
 ``dy * xhat``); weight and bias gradients stay local (DDP sums/averages them).
+
+:class:`SplitBatchNorm` is the opposite tool: per-group statistics inside one process, to
+simulate several devices' BN (MoCo's single-process shuffling BN).
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from typing import Optional
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -175,4 +179,75 @@ def _convert_cpu(module: nn.Module, process_group) -> nn.Module:
             out.qconfig = module.qconfig
     for name, child in module.named_children():
         out.add_module(name, _convert_cpu(child, process_group))
+    return out
+
+
+class SplitBatchNorm(_BatchNorm):
+    """BatchNorm whose training statistics come from ``num_splits`` groups of the batch.
+
+    Simulates ``num_splits`` devices with per-device BN inside one process, as MoCo's
+    official CIFAR-10 demo (``SplitBatchNorm``, 8 splits): together with a shuffled key
+    batch it is single-process shuffling BN (He et al. 2020, Sec. 3.3), so the key encoder's
+    statistics come from different images than the query's and BN cannot leak the positive.
+
+    Group g holds the samples ``g, g + G, g + 2G, ...`` of a ``[N, C, ...]`` batch (N divisible
+    by G): the batch is viewed as ``[N / G, G * C, ...]`` and normalised per channel of the
+    view. The running statistics are the mean over groups of the per-group updates.
+    Evaluation uses the running statistics, like ``nn.BatchNorm``.
+    """
+
+    def __init__(self, num_features: int, num_splits: int, eps: float = 1e-5, momentum: float = 0.1,
+                 affine: bool = True, track_running_stats: bool = True) -> None:
+        super().__init__(num_features, eps, momentum, affine, track_running_stats)
+        if num_splits < 1:
+            raise ValueError(f"SplitBatchNorm needs num_splits >= 1, got {num_splits}")
+        if momentum is None:
+            raise ValueError("SplitBatchNorm needs a momentum (cumulative averages are not supported)")
+        self.num_splits = int(num_splits)
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.dim() < 2:
+            raise ValueError(f"expected a [N, C, ...] input, got {x.dim()}-d")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input_dim(x)
+        g = self.num_splits
+        if not self.training or g == 1:
+            return super().forward(x)
+        n, c = x.shape[:2]
+        if n % g:
+            raise ValueError(f"SplitBatchNorm: batch {n} is not divisible into {g} splits")
+        if self.track_running_stats:
+            self.num_batches_tracked.add_(1)
+        running_mean = self.running_mean.repeat(g) if self.track_running_stats else None
+        running_var = self.running_var.repeat(g) if self.track_running_stats else None
+        weight = self.weight.repeat(g) if self.affine else None
+        bias = self.bias.repeat(g) if self.affine else None
+        y = F.batch_norm(x.reshape(n // g, g * c, *x.shape[2:]), running_mean, running_var, weight, bias,
+                         True, self.momentum, self.eps)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.running_mean.copy_(running_mean.view(g, c).mean(0))
+                self.running_var.copy_(running_var.view(g, c).mean(0))
+        return y.view_as(x)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", num_splits={self.num_splits}"
+
+
+def convert_split_batchnorm(module: nn.Module, num_splits: int) -> nn.Module:
+    """Replace every ``nn.BatchNorm1d/2d/3d`` by a :class:`SplitBatchNorm` sharing its parameters
+    and buffers (in place; returns the module, or the new BN if ``module`` is one)."""
+    out = module
+    if type(module) in _CONVERTIBLE:
+        out = SplitBatchNorm(module.num_features, num_splits, module.eps, module.momentum, module.affine,
+                             module.track_running_stats)
+        if module.affine:
+            out.weight, out.bias = module.weight, module.bias
+        if module.track_running_stats:
+            out.running_mean, out.running_var = module.running_mean, module.running_var
+            out.num_batches_tracked = module.num_batches_tracked
+        out.train(module.training)
+    for name, child in module.named_children():
+        out.add_module(name, convert_split_batchnorm(child, num_splits))
     return out
