@@ -1,7 +1,6 @@
 """Logging to stdout (main process) and ``OUTPUT_DIR/log.txt`` (after detectron2's logger)."""
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import sys
@@ -13,7 +12,6 @@ _FMT = "[%(asctime)s %(name)s %(levelname)s] %(message)s"
 _DATEFMT = "%m/%d %H:%M:%S"
 
 
-@functools.lru_cache()  # calling twice with the same arguments must not add handlers twice
 def setup_logger(output: Optional[str] = None, distributed_rank: Optional[int] = None, name: str = "ssl_zoo") -> logging.Logger:
     """Configure the ``name`` logger.
 
@@ -22,9 +20,15 @@ def setup_logger(output: Optional[str] = None, distributed_rank: Optional[int] =
             ``.txt``/``.log``; None = stdout only. Rank r > 0 writes ``log.txt.rank{r}``.
         distributed_rank: default ``comm.get_rank()``; only rank 0 logs to stdout.
         name: logger name (children such as ``ssl_zoo.engine.trainer`` inherit it).
+
+    Calling it again replaces the handlers an earlier call added (one process running
+    several evaluations logs each to its own directory, and every line once).
     """
     rank = comm.get_rank() if distributed_rank is None else distributed_rank
     logger = logging.getLogger(name)
+    for old in [h for h in logger.handlers if getattr(h, "_ssl_zoo", False)]:
+        logger.removeHandler(old)
+        old.close()
     logger.setLevel(logging.DEBUG)
     logger.propagate = False
     formatter = logging.Formatter(_FMT, datefmt=_DATEFMT)
@@ -32,6 +36,7 @@ def setup_logger(output: Optional[str] = None, distributed_rank: Optional[int] =
         sh = logging.StreamHandler(stream=sys.stdout)
         sh.setLevel(logging.INFO)
         sh.setFormatter(formatter)
+        sh._ssl_zoo = True
         logger.addHandler(sh)
     if output is not None:
         path = output if output.endswith((".txt", ".log")) else os.path.join(output, "log.txt")
@@ -41,5 +46,6 @@ def setup_logger(output: Optional[str] = None, distributed_rank: Optional[int] =
         fh = logging.FileHandler(path, mode="a")
         fh.setLevel(logging.DEBUG)
         fh.setFormatter(formatter)
+        fh._ssl_zoo = True
         logger.addHandler(fh)
     return logger
