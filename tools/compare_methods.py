@@ -38,6 +38,8 @@ DEFAULT_CONFIGS = [
     "configs/barlow_twins/quickstart.yaml",
     "configs/byol/ablations/quickstart_tau1.yaml",
     "configs/byol/ablations/quickstart_tau0.yaml",
+    "configs/byol/ablations/quickstart_pred_lr0.1.yaml",
+    "configs/byol/ablations/quickstart_tau0_pred_lr0.1.yaml",
     "configs/byol/ablations/quickstart_no_predictor.yaml",
     "configs/byol/ablations/quickstart_unified_beta1.yaml",
 ]
