@@ -21,7 +21,6 @@ import logging
 import os
 import pickle
 import random
-import tempfile
 from typing import Any, Dict, Iterable, Optional
 
 import numpy as np
@@ -29,6 +28,7 @@ import torch
 from torch import nn
 
 from ssl_zoo.utils import comm
+from ssl_zoo.utils.file_io import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -81,30 +81,6 @@ def set_rng_state(state: Dict[str, Any]) -> None:
     random.setstate((py[0], tuple(py[1]), py[2]))
     if state.get("cuda") and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _atomic_write(path: str, write_fn) -> None:
-    """``write_fn(file)`` into a temp file beside ``path``, fsync, then rename onto ``path``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write_fn(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:  # pragma: no cover (some filesystems refuse fsync on directories)
-        pass
 
 
 def load_file(path: str) -> Dict[str, Any]:
@@ -173,12 +149,12 @@ class Checkpointer:
         os.makedirs(self.output_dir, exist_ok=True)
         path = os.path.join(self.output_dir, f"{name}.pth")
         logger.info(f"Saving checkpoint to {path}")
-        _atomic_write(path, lambda f: torch.save(data, f))
+        atomic_write(path, lambda f: torch.save(data, f))
         self.tag_last_checkpoint(os.path.basename(path))
         return path
 
     def tag_last_checkpoint(self, basename: str) -> None:
-        _atomic_write(os.path.join(self.output_dir, "last_checkpoint"), lambda f: f.write(basename.encode()))
+        atomic_write(os.path.join(self.output_dir, "last_checkpoint"), lambda f: f.write(basename.encode()))
 
     # ------------------------------------------------------------------ query
     def has_checkpoint(self) -> bool:

@@ -26,6 +26,7 @@ from ssl_zoo.evaluation.data import LabelledSplit
 from ssl_zoo.evaluation.protocols import EvalSetup, LinearConfig, SemiConfig
 from ssl_zoo.evaluation.weights import load_backbone_for_eval
 from ssl_zoo.utils import comm
+from ssl_zoo.utils.file_io import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -158,11 +159,9 @@ def write_results(rows: List[Dict], output_dir: str, csv_path: str, meta: Dict) 
     """``output_dir/results.json`` (rows + meta, atomically) and one CSV row per result (appended)."""
     if not comm.is_main_process():
         return
-    from ssl_zoo.checkpoint.checkpointer import _atomic_write
-
     os.makedirs(output_dir, exist_ok=True)
     payload = json.dumps({"meta": meta, "results": rows}, indent=2, default=float).encode()
-    _atomic_write(os.path.join(output_dir, "results.json"), lambda f: f.write(payload))
+    atomic_write(os.path.join(output_dir, "results.json"), lambda f: f.write(payload))
     if not csv_path:
         return
     os.makedirs(os.path.dirname(os.path.abspath(csv_path)), exist_ok=True)

@@ -27,6 +27,7 @@ from ssl_zoo.evaluation.data import LabelledSplit
 from ssl_zoo.evaluation.knn import knn_accuracy
 from ssl_zoo.evaluation.linear import LinearHeads, cosine_factor, head_accuracy, select_best, train_heads
 from ssl_zoo.utils import comm
+from ssl_zoo.utils.file_io import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -232,11 +233,9 @@ def cached_train_features(setup: EvalSetup, copies: int, batch_size: int = 1024)
             out[k, i] = f
         feats = out.to(setup.device)
     if path and comm.is_main_process():
-        from ssl_zoo.checkpoint.checkpointer import _atomic_write
-
         os.makedirs(setup.cache_dir, exist_ok=True)
         half = feats.half().cpu()
-        _atomic_write(path, lambda fh: torch.save(half, fh))
+        atomic_write(path, lambda fh: torch.save(half, fh))
         logger.info(f"Cached {tuple(feats.shape)} train features at {path}")
     return feats.half().float()  # the same precision whether the cache was hit or not
 

@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
-from ssl_zoo.checkpoint.checkpointer import _atomic_write
+from ssl_zoo.utils.file_io import atomic_write
 
 logger = logging.getLogger(__name__)
 StateDict = Dict[str, torch.Tensor]
@@ -53,7 +53,7 @@ def export_torchvision(state_dict: StateDict, path: str, *, arch: Optional[str] 
             raise ValueError(f"not a torchvision {arch}: missing {missing[:5]}, unexpected/mis-shaped {unexpected[:5]}")
     _warn_padding(padding, "torchvision")
     sd = _contiguous(state_dict)
-    _atomic_write(path, lambda f: torch.save(sd, f))
+    atomic_write(path, lambda f: torch.save(sd, f))
     return path
 
 
@@ -71,7 +71,7 @@ def export_timm(state_dict: StateDict, path: str, *, arch: str, padding: str = "
     if path.endswith(".safetensors"):
         return export_safetensors(state_dict, path, metadata={"arch": arch, "padding": padding, "format": "timm"})
     sd = _contiguous(state_dict)
-    _atomic_write(path, lambda f: torch.save(sd, f))
+    atomic_write(path, lambda f: torch.save(sd, f))
     return path
 
 
@@ -80,7 +80,7 @@ def export_safetensors(state_dict: StateDict, path: str, *, metadata: Optional[D
     from safetensors.torch import save
 
     data = save(_contiguous(state_dict), metadata={k: str(v) for k, v in (metadata or {}).items()})
-    _atomic_write(path, lambda f: f.write(data))
+    atomic_write(path, lambda f: f.write(data))
     return path
 
 
