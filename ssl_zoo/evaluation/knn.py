@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssl_zoo.evaluation.metrics import topk_correct
+
 
 @torch.no_grad()
 def extract_features(model: nn.Module, loader: Iterable, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -101,11 +103,6 @@ def knn_accuracy(
     if num_classes <= 0:
         num_classes = int(max(train_y.max().item(), test_y.max().item())) + 1
     scores = knn_classify(train_f, train_y, test_f, k, temperature, num_classes, chunk_size)
-    test_y = test_y.to(scores.device)
-    top = scores.topk(min(5, num_classes), dim=1).indices
-    correct = top == test_y[:, None]
+    top1, top5 = topk_correct(scores, test_y)
     n = max(test_y.shape[0], 1)
-    return {
-        "top1": 100.0 * correct[:, 0].sum().item() / n,
-        "top5": 100.0 * correct.any(dim=1).sum().item() / n,
-    }
+    return {"top1": 100.0 * top1.item() / n, "top5": 100.0 * top5.item() / n}

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssl_zoo.evaluation.metrics import topk_correct
 from ssl_zoo.utils import comm
 
 __all__ = ["LinearHeads", "MultiLRSGD", "train_heads", "head_accuracy", "cosine_factor", "select_best"]
@@ -115,7 +116,7 @@ def train_heads(heads: LinearHeads, lrs: Sequence[float], epoch_batches: Callabl
     total, step = epochs * steps_per_epoch, 0
     world = comm.get_world_size() if sync else 1
     for epoch in range(epochs):
-        loss_sum, seen = 0.0, 0
+        loss_sum, seen = torch.zeros(()), 0  # summed on the device: no host sync per step
         for features, labels, weights in epoch_batches(epoch):
             logits = heads(features)  # [H, b, C]
             ce = F.cross_entropy(logits.flatten(0, 1), labels.repeat(heads.num_heads), reduction="none")
@@ -132,9 +133,9 @@ def train_heads(heads: LinearHeads, lrs: Sequence[float], epoch_batches: Callabl
                     torch.distributed.all_reduce(p.grad)
             opt.step(cosine_factor(step, total))
             step += 1
-            loss_sum, seen = loss_sum + loss.item() / heads.num_heads, seen + 1
+            loss_sum, seen = loss_sum.to(loss.device) + loss.detach() / heads.num_heads, seen + 1
         if log is not None and (epoch + 1) % max(1, epochs // 8) == 0:
-            log(f"epoch {epoch + 1}/{epochs}: mean head loss {loss_sum / max(seen, 1):.4f}")
+            log(f"epoch {epoch + 1}/{epochs}: mean head loss {loss_sum.item() / max(seen, 1):.4f}")
     return heads
 
 
@@ -145,12 +146,9 @@ def head_accuracy(heads: LinearHeads, features: torch.Tensor, labels: torch.Tens
     correct1 = torch.zeros(heads.num_heads)
     correct5 = torch.zeros(heads.num_heads)
     for s in range(0, features.shape[0], chunk):
-        logits = heads(features[s:s + chunk])  # [H, b, C]
-        y = labels[s:s + chunk].to(logits.device)
-        top = logits.topk(min(5, logits.shape[-1]), dim=-1).indices  # [H, b, 5]
-        hit = top == y[None, :, None]
-        correct1 += hit[..., 0].sum(1).float().cpu()
-        correct5 += hit.any(-1).sum(1).float().cpu()
+        top1, top5 = topk_correct(heads(features[s:s + chunk]), labels[s:s + chunk])  # logits [H, b, C]
+        correct1 += top1.float().cpu()
+        correct5 += top5.float().cpu()
     n = max(features.shape[0], 1)
     return {"top1": 100.0 * correct1 / n, "top5": 100.0 * correct5 / n}
 

@@ -26,6 +26,7 @@ from torch import nn
 from ssl_zoo.evaluation.data import LabelledSplit
 from ssl_zoo.evaluation.knn import knn_accuracy
 from ssl_zoo.evaluation.linear import LinearHeads, cosine_factor, head_accuracy, select_best, train_heads
+from ssl_zoo.evaluation.metrics import topk_correct
 from ssl_zoo.utils import comm
 from ssl_zoo.utils.file_io import atomic_write
 
@@ -64,6 +65,12 @@ class EvalSetup:
     cache_key: str = ""
     weights_description: str = ""
     dataset_names: Tuple[str, str] = ("", "")
+
+    def is_val(self) -> torch.Tensor:
+        """bool ``[len(train)]``: True for the held-out validation images."""
+        mask = torch.zeros(len(self.train), dtype=torch.bool)
+        mask[self.val_idx] = True
+        return mask
 
     @property
     def num_classes(self) -> int:
@@ -179,8 +186,7 @@ def run_linear_faithful(setup: EvalSetup, c: LinearConfig) -> Dict:
     t0 = time.perf_counter()
     lrs, n = list(c.lrs), len(c.lrs)
     backbone = setup.backbone.eval()
-    is_val = torch.zeros(len(setup.train), dtype=torch.bool)
-    is_val[setup.val_idx] = True
+    is_val = setup.is_val()
     dim = _feature_dim(setup)
     heads = LinearHeads(dim, setup.num_classes, 2 * n, seed=setup.seed).to(setup.device)
     steps = math.ceil(len(setup.train) / c.batch_size)
@@ -249,8 +255,7 @@ def run_linear_fast(setup: EvalSetup, c: LinearConfig) -> Dict:
     labels = setup.train.targets.to(setup.device)
     val = extract(setup, setup.backbone, setup.train, setup.val_idx)
     test = extract(setup, setup.backbone, setup.test)
-    is_val = torch.zeros(len(setup.train), dtype=torch.bool)
-    is_val[setup.val_idx] = True
+    is_val = setup.is_val()
     heads = LinearHeads(feats.shape[2], setup.num_classes, 2 * n, seed=setup.seed).to(setup.device)
     steps = math.ceil(feats.shape[1] / c.batch_size)
 
@@ -355,10 +360,9 @@ def finetune(setup: EvalSetup, subset_idx: torch.Tensor, lr: float, epochs: int,
 
 def _accuracy(setup: EvalSetup, model: nn.Module, split: LabelledSplit, indices: Optional[torch.Tensor]) -> Dict[str, float]:
     logits, labels = extract(setup, model, split, indices)
-    top = logits.topk(min(5, logits.shape[1]), dim=1).indices
-    hit = top == labels[:, None]
+    top1, top5 = topk_correct(logits, labels)
     n = max(labels.numel(), 1)
-    return {"top1": 100.0 * hit[:, 0].sum().item() / n, "top5": 100.0 * hit.any(1).sum().item() / n}
+    return {"top1": 100.0 * top1.item() / n, "top5": 100.0 * top5.item() / n}
 
 
 def run_semi(setup: EvalSetup, subset_idx: torch.Tensor, fraction_label: str, c: SemiConfig) -> Dict:
