@@ -272,6 +272,49 @@ def test_collapse_monitor_warns_on_collapsed_embedding():
     assert any("Possible collapse at iteration 1" in r.getMessage() for r in records)
     assert trainer.storage.latest()["collapse_std"][0] < 1e-6
 
+def test_collapse_monitor_warns_once_on_dimensional_collapse_and_logs_recovery():
+    """Embeddings spread over 2 of 64 directions keep a large std (the std test passes) but an
+    effective rank of ~2: the monitor warns once for the episode (not every period, nor again
+    while the rank hovers around the threshold) and says when the signals are healthy again."""
+    import logging
+
+    class Flattened(ToyMethod):
+        """Embeddings ``[64, 64]`` spanning 2 directions (effective rank ~2) in batches 0-3 and
+        6-7, 4 directions (~3.8: above the threshold 3 but below the recovery bar 6) in 4-5, and
+        all 64 from batch 8 on."""
+
+        def forward(self, views, labels=None):
+            out = super().forward(views, labels)
+            index = int(labels[0])
+            dims = 64 if index >= 8 else 4 if index in (4, 5) else 2
+            g = torch.Generator().manual_seed(index)
+            out["embedding"] = torch.zeros(64, 64)
+            out["embedding"][:, :dims] = torch.randn(64, dims, generator=g)
+            return out
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    hook_logger = logging.getLogger("ssl_zoo.engine.hooks")
+    hook_logger.addHandler(handler)
+    level = hook_logger.level
+    hook_logger.setLevel(logging.INFO)
+    try:
+        torch.manual_seed(0)
+        model = Flattened()
+        trainer = SSLTrainer(model, torch.optim.SGD(model.parameters(), lr=0.01), ToyData(), 10,
+                             hooks=[CollapseMonitor(period=1, min_effective_rank=3.0)])
+        trainer.train()
+    finally:
+        hook_logger.removeHandler(handler)
+        hook_logger.setLevel(level)
+    warnings = [r.getMessage() for r in records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "dimensional collapse" in warnings[0] and "iteration 1" in warnings[0]
+    assert "std of normalised" not in warnings[0]  # the std alone would not have caught it
+    assert any("back to healthy at iteration 9" in r.getMessage() for r in records)
+    assert trainer.storage.latest()["effective_rank"][0] > 20
+
+
 class _RegisteredToy(ToyMethod):
     @classmethod
     def from_config(cls, cfg):

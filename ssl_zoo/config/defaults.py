@@ -166,6 +166,10 @@ _C.LOG.TENSORBOARD = True
 _C.LOG.PROGRESS_BAR = True
 # Log the collapse signal (std of L2-normalised outputs) every N iterations.
 _C.LOG.COLLAPSE_PERIOD = 20
+# Warn of dimensional collapse when the effective rank of a batch of embeddings falls below this
+# (only for batches that could span >= 4x as many directions; 0 disables). Healthy quickstart runs
+# sit at 6-60, collapsed ones at 1-2.5 (README, "Methods at the same budget").
+_C.LOG.COLLAPSE_MIN_RANK = 3.0
 # Write summary.json and a PNG plot of loss / kNN accuracy at the end of training.
 _C.LOG.SUMMARY = True
 

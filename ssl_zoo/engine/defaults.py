@@ -128,7 +128,7 @@ def build_hooks(cfg, model: nn.Module, checkpointer: Checkpointer, schedule, dev
             build_eval_loader(cfg, cfg.DATASETS.KNN_TEST),
             period=cfg.TEST.KNN_PERIOD, ks=tuple(cfg.TEST.KNN_K), temperature=cfg.TEST.KNN_TEMPERATURE, device=device,
         ))
-    hooks.append(H.CollapseMonitor(cfg.LOG.COLLAPSE_PERIOD))
+    hooks.append(H.CollapseMonitor(cfg.LOG.COLLAPSE_PERIOD, cfg.LOG.COLLAPSE_MIN_RANK))
     if cfg.LOG.SUMMARY:
         hooks.append(H.TrainingSummary(cfg.OUTPUT_DIR, period=cfg.LOG.PERIOD))
     hooks.append(H.PeriodicCheckpointer(checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD))

@@ -330,14 +330,30 @@ class CollapseMonitor(HookBase):
 
     ``collapse_std``: mean per-dimension std of the L2-normalised embeddings (SimSiam
     Sec. 4.1): about ``1/sqrt(d)`` if healthy, 0 if collapsed; ``collapse_std_sqrt_d``
-    is the same times sqrt(d) (about 1 if healthy). ``effective_rank`` (RankMe). A
-    warning is logged when ``collapse_std < 0.1 / sqrt(d)``. Methods that return no
-    "embedding" are skipped (logged once).
+    is the same times sqrt(d) (about 1 if healthy). ``effective_rank`` (RankMe, Garrido et
+    al. 2023): about how many directions the batch spans. A warning is logged when a run
+    enters a collapsed state, once per episode, and an info line when it leaves it (with
+    hysteresis: the signals must clear twice the thresholds, so a run hovering at a threshold
+    does not warn every period):
+
+    - complete collapse: ``collapse_std < 0.1 / sqrt(d)`` (every input gives one output);
+    - dimensional collapse: ``effective_rank < min_effective_rank`` while the batch could span
+      far more (``min(B, d) >= 4 * min_effective_rank``). The std misses this one: embeddings
+      spread over 2 directions still have a large std (BYOL's tau = 0 under LARS in the README's
+      comparison: std x sqrt(d) 0.54 but effective rank 2.5, kNN below random init).
+
+    Methods that return no "embedding" are skipped (logged once).
+
+    Args:
+        period: steps between measurements.
+        min_effective_rank: dimensional-collapse threshold (LOG.COLLAPSE_MIN_RANK; 0 disables).
     """
 
-    def __init__(self, period: int = 20) -> None:
+    def __init__(self, period: int = 20, min_effective_rank: float = 3.0) -> None:
         self.period = int(period)
+        self.min_effective_rank = float(min_effective_rank)
         self._warned_missing = False
+        self._collapsed = False
 
     def after_step(self) -> None:
         if not _is_period_end(self.trainer, self.period):
@@ -350,12 +366,27 @@ class CollapseMonitor(HookBase):
             return
         d = z.shape[1]
         std = float(normalized_std(z))
+        rank = float(effective_rank(z))
         self.trainer.put_scalar("collapse_std", std)
         self.trainer.put_scalar("collapse_std_sqrt_d", std * math.sqrt(d))
-        self.trainer.put_scalar("effective_rank", float(effective_rank(z)))
-        if std < 0.1 / math.sqrt(d):
-            logger.warning(f"Possible collapse at iteration {self.trainer.completed_steps}: std of normalised "
-                           f"embeddings {std:.2e} < 0.1/sqrt(d) = {0.1 / math.sqrt(d):.2e} (healthy ~ {1 / math.sqrt(d):.2e}).")
+        self.trainer.put_scalar("effective_rank", rank)
+        it = self.trainer.completed_steps
+        check_rank = 0 < self.min_effective_rank and 4 * self.min_effective_rank <= min(z.shape)
+        if not self._collapsed:
+            reasons = []
+            if std < 0.1 / math.sqrt(d):
+                reasons.append(f"std of normalised embeddings {std:.2e} < 0.1/sqrt(d) = {0.1 / math.sqrt(d):.2e} "
+                               f"(healthy ~ {1 / math.sqrt(d):.2e})")
+            if check_rank and rank < self.min_effective_rank:
+                reasons.append(f"effective rank {rank:.2f} < {self.min_effective_rank:g} (LOG.COLLAPSE_MIN_RANK) "
+                               f"for a batch of {z.shape[0]} embeddings of dimension {d}: dimensional collapse")
+            if reasons:
+                logger.warning(f"Possible collapse at iteration {it}: " + "; ".join(reasons) + ".")
+                self._collapsed = True
+        elif std >= 0.2 / math.sqrt(d) and (not check_rank or rank >= 2 * self.min_effective_rank):
+            logger.info(f"Collapse signals back to healthy at iteration {it}: std x sqrt(d) "
+                        f"{std * math.sqrt(d):.3f}, effective rank {rank:.2f}.")
+            self._collapsed = False
 
 
 class TrainingSummary(HookBase):
