@@ -29,6 +29,9 @@ import time
 from typing import Dict, List, Optional
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)  # run from a checkout
+
+from ssl_zoo.utils.file_io import atomic_write  # noqa: E402
 
 DEFAULT_CONFIGS = [
     "configs/byol/quickstart.yaml",
@@ -51,8 +54,11 @@ DEFAULT_CONFIGS = [
 
 
 def run_name(config: str) -> str:
-    """``configs/byol/ablations/quickstart_tau0.yaml`` -> ``byol/ablations/quickstart_tau0``."""
+    """``configs/byol/ablations/quickstart_tau0.yaml`` -> ``byol/ablations/quickstart_tau0``; a config
+    outside ``configs/`` is named by its file name (its run must stay inside ``--out-root``)."""
     rel = os.path.relpath(os.path.abspath(config), os.path.join(REPO, "configs"))
+    if rel.startswith(os.pardir + os.sep):
+        rel = os.path.basename(config)
     return os.path.splitext(rel)[0]
 
 
@@ -150,8 +156,7 @@ def main(argv=None) -> int:
             f"(TEST.KNN_K, headline k); collapse std x sqrt(d): ~1 healthy, ~0 collapsed.\n\n{table}\n")
     path = args.table or os.path.join(os.path.abspath(args.out_root), "results.md")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
-        f.write(text)
+    atomic_write(path, lambda f: f.write(text.encode()))
     print(text)
     print(f"[compare_methods] table written to {path}")
     return 0 if all(r["status"] in ("ok", "reused") for r in rows) else 1
