@@ -44,6 +44,7 @@ DEFAULT_CONFIGS = [
     "configs/byol/ablations/quickstart_pred_lr0.1.yaml",
     "configs/byol/ablations/quickstart_tau0_pred_lr0.1.yaml",
     "configs/byol/ablations/quickstart_no_predictor.yaml",
+    "configs/byol/ablations/quickstart_no_predictor_no_target.yaml",
     "configs/byol/ablations/quickstart_unified_beta1.yaml",
     # Table 5a's target variants again under the paper's optimiser (LARS): tau = 0 collapses there
     "configs/byol/ablations/quickstart_lars.yaml",
