@@ -168,7 +168,8 @@ _C.LOG.PROGRESS_BAR = True
 _C.LOG.COLLAPSE_PERIOD = 20
 # Warn of dimensional collapse when the effective rank of a batch of embeddings falls below this
 # (only for batches that could span >= 4x as many directions; 0 disables). Healthy quickstart runs
-# sit at 6-60, collapsed ones at 1-2.5 (README, "Methods at the same budget").
+# sit at 6-60, complete collapses at 1.3-2, BYOL's tau = 0 under LARS at 2.2-3.8 (README, "Methods at
+# the same budget").
 _C.LOG.COLLAPSE_MIN_RANK = 3.0
 # Write summary.json and a PNG plot of loss / kNN accuracy at the end of training.
 _C.LOG.SUMMARY = True
