@@ -1,6 +1,8 @@
 """SSLTrainer and hooks on a toy method: hook order, gradient accumulation, NaN handling,
 metrics.json, and exact resume after SIGKILL (compared with an uninterrupted run)."""
+import contextlib
 import json
+import logging
 import math
 import os
 import signal
@@ -247,8 +249,24 @@ def test_mixed_precision_runs_and_saves_scaler_state(amp_dtype):
     assert ("grad_scaler" in trainer.state_dict()) == (amp_dtype == torch.float16)  # fp16 only: loss scaling
 
 
+@contextlib.contextmanager
+def _hook_log_records(level=logging.INFO):
+    """Collects the ``ssl_zoo.engine.hooks`` log records at ``level`` and above into a list."""
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    hook_logger = logging.getLogger("ssl_zoo.engine.hooks")
+    old_level = hook_logger.level
+    hook_logger.addHandler(handler)
+    hook_logger.setLevel(level)
+    try:
+        yield records
+    finally:
+        hook_logger.removeHandler(handler)
+        hook_logger.setLevel(old_level)
+
+
 def test_collapse_monitor_warns_on_collapsed_embedding():
-    import logging
 
     class Collapsed(ToyMethod):
         def forward(self, views, labels=None):
@@ -256,19 +274,12 @@ def test_collapse_monitor_warns_on_collapsed_embedding():
             out["embedding"] = torch.ones(B, 3) + 1e-8 * torch.randn(B, 3)
             return out
 
-    records = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    hook_logger = logging.getLogger("ssl_zoo.engine.hooks")
-    hook_logger.addHandler(handler)
-    try:
+    with _hook_log_records() as records:
         torch.manual_seed(0)
         model = Collapsed()
         trainer = SSLTrainer(model, torch.optim.SGD(model.parameters(), lr=0.01), ToyData(), 2,
                              hooks=[CollapseMonitor(period=1)])
         trainer.train()
-    finally:
-        hook_logger.removeHandler(handler)
     assert any("Possible collapse at iteration 1" in r.getMessage() for r in records)
     assert trainer.storage.latest()["collapse_std"][0] < 1e-6
 
@@ -276,7 +287,6 @@ def test_collapse_monitor_warns_once_on_dimensional_collapse_and_logs_recovery()
     """Embeddings spread over 2 of 64 directions keep a large std (the std test passes) but an
     effective rank of ~2: the monitor warns once for the episode (not every period, nor again
     while the rank hovers around the threshold) and says when the signals are healthy again."""
-    import logging
 
     class Flattened(ToyMethod):
         """Embeddings ``[64, 64]`` spanning 2 directions (effective rank ~2) in batches 0-3 and
@@ -292,22 +302,12 @@ def test_collapse_monitor_warns_once_on_dimensional_collapse_and_logs_recovery()
             out["embedding"][:, :dims] = torch.randn(64, dims, generator=g)
             return out
 
-    records = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    hook_logger = logging.getLogger("ssl_zoo.engine.hooks")
-    hook_logger.addHandler(handler)
-    level = hook_logger.level
-    hook_logger.setLevel(logging.INFO)
-    try:
+    with _hook_log_records() as records:
         torch.manual_seed(0)
         model = Flattened()
         trainer = SSLTrainer(model, torch.optim.SGD(model.parameters(), lr=0.01), ToyData(), 10,
                              hooks=[CollapseMonitor(period=1, min_effective_rank=3.0)])
         trainer.train()
-    finally:
-        hook_logger.removeHandler(handler)
-        hook_logger.setLevel(level)
     warnings = [r.getMessage() for r in records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "dimensional collapse" in warnings[0] and "iteration 1" in warnings[0]
     assert "std of normalised" not in warnings[0]  # the std alone would not have caught it
