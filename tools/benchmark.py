@@ -27,8 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 from _paths import import_methods  # noqa: E402
 
-from ssl_zoo.config import ConfigError, load_config  # noqa: E402
-from ssl_zoo.engine.launch import launch  # noqa: E402
+from ssl_zoo.config import load_config  # noqa: E402
+from ssl_zoo.engine.defaults import launch_cli  # noqa: E402
 
 TASKS = ("knn", "linear", "semi")
 
@@ -101,16 +101,5 @@ def main(args):
 
 
 if __name__ == "__main__":
-    args = parse_args()
-    try:
-        cfg = setup_cfg(args)  # fail on a bad key before any process is spawned
-    except ConfigError as e:
-        sys.exit(f"error: {e}")
-    if args.print_config:
-        print(cfg.dump())
-        sys.exit(0)
-    try:
-        launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-               dist_url=args.dist_url, args=(args,))
-    except (FileNotFoundError, ValueError, KeyError) as e:  # bad --weights / dataset / key: no traceback
-        sys.exit(f"error: {e}")
+    # a bad --weights / dataset / key ends with its message, no traceback
+    launch_cli(main, parse_args(), setup_cfg, user_errors=(FileNotFoundError, ValueError, KeyError))

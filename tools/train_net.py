@@ -17,9 +17,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 from _paths import import_methods  # noqa: E402
 
-from ssl_zoo.config import ConfigError, load_config  # noqa: E402
-from ssl_zoo.engine.defaults import build_trainer, default_argument_parser, default_setup  # noqa: E402
-from ssl_zoo.engine.launch import launch  # noqa: E402
+from ssl_zoo.config import load_config  # noqa: E402
+from ssl_zoo.engine.defaults import build_trainer, default_argument_parser, default_setup, launch_cli  # noqa: E402
 
 
 def setup(args):
@@ -38,19 +37,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    args = default_argument_parser().parse_args()
-    try:
-        cfg = setup(args)  # fail on a bad key before any process is spawned
-    except ConfigError as e:
-        sys.exit(f"error: {e}")
-    if args.print_config:
-        print(cfg.dump())
-        sys.exit(0)
-    launch(
-        main,
-        args.num_gpus,
-        num_machines=args.num_machines,
-        machine_rank=args.machine_rank,
-        dist_url=args.dist_url,
-        args=(args,),
-    )
+    launch_cli(main, default_argument_parser().parse_args(), setup)

@@ -48,6 +48,31 @@ def default_argument_parser(epilog: Optional[str] = None) -> argparse.ArgumentPa
     return parser
 
 
+def launch_cli(main_func, args: argparse.Namespace, setup_cfg, user_errors: tuple = ()) -> None:
+    """The ``__main__`` of a tool with ``default_argument_parser``'s flags.
+
+    Merges the config with ``setup_cfg(args)`` first, so a bad file or key fails before any
+    process is spawned; ``--print-config`` prints it and exits; otherwise ``main_func(args)``
+    runs in every process (``ssl_zoo.engine.launch.launch``). ``ConfigError`` and ``user_errors``
+    (e.g. a missing weights file) end the program with ``error: <message>``, no traceback.
+    """
+    from ssl_zoo.config import ConfigError
+    from ssl_zoo.engine.launch import launch
+
+    try:
+        cfg = setup_cfg(args)
+    except ConfigError as e:
+        sys.exit(f"error: {e}")
+    if args.print_config:
+        print(cfg.dump())
+        sys.exit(0)
+    try:
+        launch(main_func, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+               dist_url=args.dist_url, args=(args,))
+    except tuple(user_errors) as e:
+        sys.exit(f"error: {e}")
+
+
 def default_setup(cfg, args: Optional[argparse.Namespace] = None) -> None:
     """Output directory, loggers, environment report, merged config dump, seeds, cuDNN.
 
