@@ -15,8 +15,8 @@ same warm-up + cosine schedule; "biases" = every 1-d parameter), wd 1.5e-6, 1000
 predictor, no negatives.
 
 The bias/BN lr is ``BARLOWTWINS.BIAS_NORM_LR_MULT`` (0.0048 / 0.2 = 0.024) times the weights' lr:
-the model's ``bias_norm_lr_mult`` attribute, read by ``ssl_zoo.solver.build.get_param_groups``
-for the bias / norm parameters of the backbone and projector.
+an lr rule (``lr_rules``) that ``ssl_zoo.solver.build.get_param_groups`` applies to every bias /
+norm parameter of the backbone and projector.
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from ssl_zoo.modeling.backbones.build import build_backbone_from_cfg
 from ssl_zoo.modeling.heads import MLP
 from ssl_zoo.modeling.losses.barlow_twins import BarlowTwinsLoss
 from ssl_zoo.modeling.method import METHOD_REGISTRY, SSLMethod
+from ssl_zoo.solver.build import LRRule
 
 
 @METHOD_REGISTRY.register()
@@ -41,15 +42,12 @@ class BarlowTwins(SSLMethod):
         projector: ``[B, out_dim] -> [B, D]``.
         lambd: off-diagonal weight lambda.
         gather_distributed: cross-correlation over the global batch.
-        bias_norm_lr_mult: lr of the bias and norm parameters relative to the weights' lr.
     """
 
     def __init__(self, backbone: nn.Module, projector: nn.Module, *, lambd: float = 0.0051,
-                 gather_distributed: bool = True, bias_norm_lr_mult: float = 0.024) -> None:
+                 gather_distributed: bool = True) -> None:
         super().__init__()
         self.backbone, self.projector = backbone, projector
-        # A module attribute (kept by copy.deepcopy and SyncBN conversion), read by get_param_groups.
-        self.bias_norm_lr_mult = float(bias_norm_lr_mult)
         self.loss_fn = BarlowTwinsLoss(lambd, gather_distributed=gather_distributed)
 
     @classmethod
@@ -67,8 +65,12 @@ class BarlowTwins(SSLMethod):
         backbone = build_backbone_from_cfg(cfg)
         projector = MLP(backbone.out_dim, c.PROJECTOR_DIM, c.PROJECTOR_DIM, num_layers=c.PROJECTOR_NUM_LAYERS,
                         bn_momentum=bn.MOMENTUM, bn_eps=bn.EPS)
-        return dict(backbone=backbone, projector=projector, lambd=c.LAMBDA, gather_distributed=c.GATHER_DISTRIBUTED,
-                    bias_norm_lr_mult=c.BIAS_NORM_LR_MULT)
+        return dict(backbone=backbone, projector=projector, lambd=c.LAMBDA, gather_distributed=c.GATHER_DISTRIBUTED)
+
+    @classmethod
+    def lr_rules(cls, cfg) -> list:
+        """Biases and BN parameters at 0.024 x the weights' lr (official code: 0.0048 / 0.2)."""
+        return [LRRule("", lr_mult=cfg.BARLOWTWINS.BIAS_NORM_LR_MULT, bias_norm_only=True)]
 
     def forward(self, views: List[torch.Tensor], labels: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         z1, z2 = (self.projector(self.backbone(v)) for v in views[:2])  # official code: one pass per view

@@ -20,7 +20,7 @@ Faithfulness notes (PROTOCOLS.md s.2):
 from __future__ import annotations
 
 import copy
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -31,23 +31,27 @@ from ssl_zoo.modeling.backbones.build import build_backbone_from_cfg
 from ssl_zoo.modeling.heads import MLP
 from ssl_zoo.modeling.losses.byol import BYOLLoss
 from ssl_zoo.modeling.method import METHOD_REGISTRY, SSLMethod
-from ssl_zoo.modeling.momentum import MOMENTUM_SCHEDULE_REGISTRY, MomentumTargetMixin
+from ssl_zoo.modeling.momentum import ema_update_
+from ssl_zoo.solver.build import LRRule
+from ssl_zoo.solver.schedules import build_momentum_schedule
 
 
 @METHOD_REGISTRY.register()
-class BYOL(MomentumTargetMixin, SSLMethod):
+class BYOL(SSLMethod):
     """BYOL with an EMA target network.
 
     Args:
         backbone: online encoder, ``[B,3,H,W] -> [B, backbone.out_dim]``.
         projector: ``[B, out_dim] -> [B, proj_dim]`` (paper: 2048-4096-256, BN, ReLU).
         predictor: ``[B, proj_dim] -> [B, proj_dim]`` (paper: 256-4096-256).
-        tau_base: base EMA rate (paper 0.996 at 1000 epochs).
-        tau_schedule: name in MOMENTUM_SCHEDULE_REGISTRY ("cosine" in the paper).
+        loss: ``loss(p1, p2, z1', z2') -> scalar`` (:class:`BYOLLoss`: both directions summed).
+        momentum_schedule: ``(step, max_steps) -> tau`` of the EMA (paper: cosine from 0.996 to 1).
         concat_views: forward both views in one batch (changes BN statistics).
         num_classes: >0 adds the online linear classifier on detached features.
         target_backbone, target_projector: separately initialised target networks
             (official code); default: copies of the online ones (paper pseudo-code).
+        use_target: False = no target network at all (Table 5b's ablation: the online
+            projections are the targets; ``momentum_schedule`` is then unused).
     """
 
     def __init__(
@@ -55,24 +59,26 @@ class BYOL(MomentumTargetMixin, SSLMethod):
         backbone: nn.Module,
         projector: nn.Module,
         predictor: nn.Module,
+        loss: nn.Module,
+        momentum_schedule: Callable[[int, int], float],
         *,
-        tau_base: float = 0.996,
-        tau_schedule: str = "cosine",
         concat_views: bool = False,
         num_classes: int = 0,
         target_backbone: Optional[nn.Module] = None,
         target_projector: Optional[nn.Module] = None,
+        use_target: bool = True,
     ) -> None:
         super().__init__()
         self.backbone, self.projector, self.predictor = backbone, projector, predictor
-        # Target = copy of the online networks unless separately initialised ones are given.
-        self.target_backbone = target_backbone if target_backbone is not None else copy.deepcopy(backbone)
-        self.target_projector = target_projector if target_projector is not None else copy.deepcopy(projector)
-        for p in self.target_parameters():
-            p.requires_grad_(False)
-        self.loss_fn = BYOLLoss()
-        self.tau_base = tau_base
-        self.tau_schedule = MOMENTUM_SCHEDULE_REGISTRY.get(tau_schedule)
+        self.loss_name = "byol_loss"  # the logged name of the loss term
+        self.use_target = use_target
+        if use_target:  # target = copy of the online networks unless separately initialised ones are given
+            self.target_backbone = target_backbone if target_backbone is not None else copy.deepcopy(backbone)
+            self.target_projector = target_projector if target_projector is not None else copy.deepcopy(projector)
+            for p in self.target_parameters():
+                p.requires_grad_(False)
+        self.loss_fn = loss
+        self.momentum_schedule = momentum_schedule
         self.concat_views = concat_views
         self.classifier = nn.Linear(backbone.out_dim, num_classes) if num_classes > 0 else None
 
@@ -103,21 +109,37 @@ class BYOL(MomentumTargetMixin, SSLMethod):
         backbone, projector = encoder()
         target_backbone, target_projector = encoder() if c.TARGET_INIT == "independent" else (None, None)
         predictor = MLP(c.PROJECTOR_OUT_DIM, c.PREDICTOR_HIDDEN_DIM, c.PROJECTOR_OUT_DIM, **mlp)
-        predictor.lr_mult = c.PREDICTOR_LR_MULT  # read by ssl_zoo.solver.build.get_param_groups
         return dict(
             backbone=backbone,
             projector=projector,
             predictor=predictor,
-            tau_base=c.TAU_BASE,
-            tau_schedule=c.TAU_SCHEDULE,
+            loss=BYOLLoss(),
+            momentum_schedule=build_momentum_schedule(c.TAU_SCHEDULE, c.TAU_BASE),
             concat_views=c.CONCAT_VIEWS,
             num_classes=c.ONLINE_CLASSIFIER_CLASSES,
             target_backbone=target_backbone,
             target_projector=target_projector,
         )
 
-    def target_parameters(self):
+    @classmethod
+    def lr_rules(cls, cfg) -> list:
+        """The predictor's lr multiplier (Table 21: 10x rescues tau = 0)."""
+        return [LRRule("predictor.", lr_mult=cfg.BYOL.PREDICTOR_LR_MULT)]
+
+    def target_parameters(self) -> list:
+        if not self.use_target:
+            return []
         return list(self.target_backbone.parameters()) + list(self.target_projector.parameters())
+
+    @torch.no_grad()
+    def after_step(self, step: int, max_steps: int) -> Dict[str, float]:
+        """xi <- tau xi + (1 - tau) theta after every optimizer step (Sec. 3.1); buffers untouched."""
+        if not self.use_target:
+            return {}
+        tau = float(self.momentum_schedule(step, max_steps))
+        ema_update_(self.target_backbone, self.backbone, tau)
+        ema_update_(self.target_projector, self.projector, tau)
+        return {"tau": tau}
 
     def _encode(self, backbone: nn.Module, head: nn.Module, views: List[torch.Tensor]):
         """Representations y and projections z per view (each ``[B, D]``)."""
@@ -144,16 +166,19 @@ class BYOL(MomentumTargetMixin, SSLMethod):
             out["online_top1"] = (logits.argmax(1) == labels).float().mean().detach()
         return out
 
+    def _targets(self, views: List[torch.Tensor], zs: List[torch.Tensor]) -> List[torch.Tensor]:
+        """The target projections z' per view; without a target network, the online ``zs`` themselves."""
+        if not self.use_target:
+            return zs
+        with torch.no_grad():
+            return self._encode(self.target_backbone, self.target_projector, views)[1]
+
     def forward(self, views: List[torch.Tensor], labels: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         views = views[:2]
         ys, zs = self._encode(self.backbone, self.projector, views)
         ps = self._predict(zs)
-        with torch.no_grad():
-            _, targets = self._encode(self.target_backbone, self.target_projector, views)
+        targets = self._targets(views, zs)
         # p1 predicts the target of view 2 and vice versa; the two terms are summed.
-        byol_loss = self.loss_fn(ps[0], ps[1], targets[0], targets[1])
-        out = {"loss": byol_loss, "byol_loss": byol_loss.detach(), "embedding": zs[0].detach()}
+        loss = self.loss_fn(ps[0], ps[1], targets[0], targets[1])
+        out = {"loss": loss, self.loss_name: loss.detach(), "embedding": zs[0].detach()}
         return self._add_online_classifier(out, ys[0], labels)
-
-    def hooks(self) -> list:
-        return [self.momentum_hook()]  # EMA of backbone + projector after every step

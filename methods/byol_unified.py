@@ -15,9 +15,8 @@ online tau = 0, tau_base 0.9 / 0.99 / 0.999) are plain BYOL configs (configs/byo
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Optional
 
-import torch
 from torch import nn
 
 from ssl_zoo.config import CfgNode
@@ -33,19 +32,14 @@ class BYOLUnified(BYOL):
 
     Args:
         backbone, projector, predictor: as :class:`BYOL`; ``predictor=None`` = no predictor.
-        alpha: temperature of the negatives (Table 5b: 0.1).
-        beta: weight of the negatives (0 = BYOL).
-        use_target: EMA target network (True) or the online network itself as psi.
-        **byol_kwargs: the other :class:`BYOL` arguments (tau_base, concat_views, ...).
+        **byol_kwargs: the other :class:`BYOL` arguments: ``loss`` (:class:`UnifiedLoss`: alpha is the
+            temperature of the negatives, Table 5b: 0.1; beta their weight, 0 = BYOL),
+            ``momentum_schedule``, ``use_target`` (Table 5b "Target network"), ...
     """
 
-    def __init__(self, backbone: nn.Module, projector: nn.Module, predictor: Optional[nn.Module], *,
-                 alpha: float = 0.1, beta: float = 0.0, use_target: bool = True, **byol_kwargs) -> None:
+    def __init__(self, backbone: nn.Module, projector: nn.Module, predictor: Optional[nn.Module], **byol_kwargs) -> None:
         super().__init__(backbone, projector, predictor if predictor is not None else nn.Identity(), **byol_kwargs)
-        self.loss_fn = UnifiedLoss(alpha, beta)
-        self.use_target = use_target
-        if not use_target:  # no target network: nothing to average, nothing to checkpoint
-            del self.target_backbone, self.target_projector
+        self.loss_name = "unified_loss"
 
     @classmethod
     def add_config(cls, cfg) -> None:
@@ -65,23 +59,4 @@ class BYOLUnified(BYOL):
             kwargs["predictor"] = None
         if not c.TARGET_NETWORK:
             kwargs["target_backbone"] = kwargs["target_projector"] = None
-        return dict(kwargs, alpha=c.ALPHA, beta=c.BETA, use_target=c.TARGET_NETWORK)
-
-    def target_parameters(self):
-        return super().target_parameters() if getattr(self, "use_target", True) else []
-
-    def forward(self, views: List[torch.Tensor], labels: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
-        views = views[:2]
-        ys, zs = self._encode(self.backbone, self.projector, views)
-        phis = self._predict(zs)
-        if self.use_target:
-            with torch.no_grad():
-                _, psis = self._encode(self.target_backbone, self.target_projector, views)
-        else:
-            psis = zs  # SimCLR: psi = z_theta, gradients flow through both sides
-        loss = self.loss_fn(phis[0], phis[1], psis[0], psis[1])
-        out = {"loss": loss, "unified_loss": loss.detach(), "embedding": zs[0].detach()}
-        return self._add_online_classifier(out, ys[0], labels)
-
-    def hooks(self) -> list:
-        return super().hooks() if self.use_target else []
+        return dict(kwargs, loss=UnifiedLoss(c.ALPHA, c.BETA), use_target=c.TARGET_NETWORK)

@@ -9,8 +9,8 @@ Algorithm 1 of the paper, in this module's names::
     after each step: xi <- m xi + (1 - m) theta          (Eq. 2, m = 0.999, constant)
     enqueue the keys of the global batch, dequeue the oldest
 
-The key encoder uses the SAME momentum code path as BYOL's target network
-(``ssl_zoo.modeling.momentum.ema_update_`` + ``MomentumUpdateHook``, schedule "constant").
+The key encoder uses the same EMA update as BYOL's target network
+(``ssl_zoo.modeling.momentum.ema_update_`` in ``after_step``, schedule "constant").
 PROTOCOLS.md s.8: v2 = MLP head 2048 -> 2048 -> 128 (no BN), T 0.2, K 65,536, m 0.999;
 v1 = linear head to 128, T 0.07 (``configs/moco/``).
 
@@ -24,7 +24,7 @@ Without it a single process has no shuffling; ``MODEL.SYNC_BN`` is the multi-pro
 from __future__ import annotations
 
 import copy
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -36,22 +36,22 @@ from ssl_zoo.modeling.batchnorm import convert_split_batchnorm
 from ssl_zoo.modeling.heads import MLP
 from ssl_zoo.modeling.losses.infonce import InfoNCELoss
 from ssl_zoo.modeling.method import METHOD_REGISTRY, SSLMethod
-from ssl_zoo.modeling.momentum import MOMENTUM_SCHEDULE_REGISTRY, MomentumTargetMixin
+from ssl_zoo.modeling.momentum import ema_update_
 from ssl_zoo.modeling.queue import KeyQueue
+from ssl_zoo.solver.schedules import build_momentum_schedule
 from ssl_zoo.utils.dist_ops import batch_shuffle, batch_unshuffle
 
 
 @METHOD_REGISTRY.register()
-class MoCo(MomentumTargetMixin, SSLMethod):
+class MoCo(SSLMethod):
     """MoCo v1/v2 with a momentum key encoder and a queue of negatives.
 
     Args:
         backbone: query encoder, ``[B,3,H,W] -> [B, backbone.out_dim]``.
         projector: query head ``[B, out_dim] -> [B, dim]`` (v2 MLP, v1 Linear).
+        loss: ``loss(q, k, queue) -> scalar`` (:class:`InfoNCELoss` with temperature T).
+        momentum_schedule: ``(step, max_steps) -> m`` of the key encoder (constant 0.999).
         queue_size: K keys in the queue.
-        temperature: InfoNCE temperature T.
-        tau_base: key-encoder momentum m (called tau as in BYOL; 0.999).
-        tau_schedule: MOMENTUM_SCHEDULE_REGISTRY name ("constant" in MoCo).
         shuffle_bn: shuffle the key encoder's batch across processes (and inside the process
             when ``split_bn > 1``).
         split_bn: > 1 = per-group BN statistics in both encoders (single-process shuffling BN).
@@ -63,11 +63,10 @@ class MoCo(MomentumTargetMixin, SSLMethod):
         self,
         backbone: nn.Module,
         projector: nn.Module,
+        loss: nn.Module,
+        momentum_schedule: Callable[[int, int], float],
         *,
         queue_size: int = 65536,
-        temperature: float = 0.2,
-        tau_base: float = 0.999,
-        tau_schedule: str = "constant",
         shuffle_bn: bool = True,
         symmetric: bool = False,
         split_bn: int = 0,
@@ -83,9 +82,8 @@ class MoCo(MomentumTargetMixin, SSLMethod):
             p.requires_grad_(False)
         dim = projector.out_features if isinstance(projector, nn.Linear) else projector.out_dim
         self.queue = KeyQueue(dim, queue_size)
-        self.loss_fn = InfoNCELoss(temperature)
-        self.tau_base = tau_base
-        self.tau_schedule = MOMENTUM_SCHEDULE_REGISTRY.get(tau_schedule)
+        self.loss_fn = loss
+        self.momentum_schedule = momentum_schedule
         self.shuffle_bn, self.symmetric, self.split_bn = shuffle_bn, symmetric, int(split_bn)
 
     @classmethod
@@ -116,8 +114,9 @@ class MoCo(MomentumTargetMixin, SSLMethod):
             projector = nn.Linear(backbone.out_dim, c.PROJECTOR_OUT_DIM)
         else:
             raise ValueError(f"MOCO.HEAD must be 'mlp' (v2) or 'linear' (v1), got '{c.HEAD}'")
-        return dict(backbone=backbone, projector=projector, queue_size=c.QUEUE_SIZE, temperature=c.TEMPERATURE,
-                    tau_base=c.TAU_BASE, tau_schedule=c.TAU_SCHEDULE, shuffle_bn=c.SHUFFLE_BN, symmetric=c.SYMMETRIC,
+        return dict(backbone=backbone, projector=projector, loss=InfoNCELoss(c.TEMPERATURE),
+                    momentum_schedule=build_momentum_schedule(c.TAU_SCHEDULE, c.TAU_BASE), queue_size=c.QUEUE_SIZE,
+                    shuffle_bn=c.SHUFFLE_BN, symmetric=c.SYMMETRIC,
                     split_bn=c.SPLIT_BN)
 
     @torch.no_grad()
@@ -149,5 +148,10 @@ class MoCo(MomentumTargetMixin, SSLMethod):
             self.queue.enqueue(torch.cat(new_keys))
         return {"loss": loss, "infonce_loss": loss.detach(), "embedding": q1.detach()}
 
-    def hooks(self) -> list:
-        return [self.momentum_hook()]  # key encoder: the same EMA code path as BYOL's target
+    @torch.no_grad()
+    def after_step(self, step: int, max_steps: int) -> Dict[str, float]:
+        """theta_k <- m theta_k + (1 - m) theta_q after every optimizer step (Eq. 2); buffers untouched."""
+        tau = float(self.momentum_schedule(step, max_steps))
+        ema_update_(self.target_backbone, self.backbone, tau)
+        ema_update_(self.target_projector, self.projector, tau)
+        return {"tau": tau}

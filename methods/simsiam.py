@@ -12,7 +12,7 @@ official code: output BN without affine); predictor 2048 -> 512 -> 2048 with BN 
 hidden layer only; SGD lr 0.05 x B/256, momentum 0.9, wd 1e-4, cosine, batch 512, 100 ep
 (68.1 linear). The predictor's lr is not decayed (Sec. 4.2 / Table 1c: 68.1 vs 67.7 with
 decay; official ``main_simsiam.py --fix-pred-lr`` sets it to ``init_lr = 0.05 x B/256`` every
-epoch, with no warm-up): ``SIMSIAM.FIX_PREDICTOR_LR`` sets ``predictor.fixed_lr``, so the
+epoch, with no warm-up): ``SIMSIAM.FIX_PREDICTOR_LR`` is an lr rule on the predictor (``lr_rules``), so the
 solver keeps its lr at the scaled peak lr x ``SIMSIAM.PREDICTOR_LR_MULT`` for the whole run.
 """
 from __future__ import annotations
@@ -27,6 +27,7 @@ from ssl_zoo.modeling.backbones.build import build_backbone_from_cfg
 from ssl_zoo.modeling.heads import MLP
 from ssl_zoo.modeling.losses.negative_cosine import NegativeCosineLoss
 from ssl_zoo.modeling.method import METHOD_REGISTRY, SSLMethod
+from ssl_zoo.solver.build import LRRule
 
 
 @METHOD_REGISTRY.register()
@@ -63,9 +64,13 @@ class SimSiam(SSLMethod):
         # Official code: the output BN has no affine parameters.
         projector[-1] = nn.BatchNorm1d(c.PROJECTOR_DIM, eps=bn.EPS, momentum=bn.MOMENTUM, affine=False)
         predictor = MLP(c.PROJECTOR_DIM, c.PREDICTOR_HIDDEN_DIM, c.PROJECTOR_DIM, **mlp)
-        predictor.lr_mult = c.PREDICTOR_LR_MULT  # both read by ssl_zoo.solver.build.get_param_groups
-        predictor.fixed_lr = c.FIX_PREDICTOR_LR
         return dict(backbone=backbone, projector=projector, predictor=predictor)
+
+    @classmethod
+    def lr_rules(cls, cfg) -> list:
+        """The predictor's lr: a multiplier, and fixed at the peak (not decayed) by default."""
+        c = cfg.SIMSIAM
+        return [LRRule("predictor.", lr_mult=c.PREDICTOR_LR_MULT, fixed_lr=c.FIX_PREDICTOR_LR)]
 
     def forward(self, views: List[torch.Tensor], labels: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         # Official code: one forward per view (per-view BN statistics).

@@ -14,8 +14,7 @@ import torch
 from PIL import Image
 
 from ssl_zoo.config import load_config
-from ssl_zoo.evaluation import benchmark as B
-from ssl_zoo.evaluation import protocols as P
+from ssl_zoo.benchmark import eval_setup as ES, finetune as FT, knn as KNN, linear as LIN
 from ssl_zoo.modeling.backbones.build import build_backbone
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -128,10 +127,10 @@ def test_knn_table_and_results(env):
 def test_knn_cli_equals_library_with_online_weights(env):
     """The numbers the CLI printed are the library's on the checkpoint's online (not target) backbone."""
     cfg = load_config(env.config, [])
-    setup = B.build_eval_setup(cfg, env.ckpt)
+    setup = ES.build_eval_setup(cfg, env.ckpt)
     for k, v in setup.backbone.state_dict().items():
         assert torch.equal(v, env.online[k]), k
-    rows = P.run_knn(setup, ks=(200, 20))
+    rows = KNN.run_knn(setup, ks=(200, 20))
     res = _results(env.out / "knn" / "results.json")["results"]
     assert [r["top1"] for r in rows] == pytest.approx([r["top1"] for r in res])
 

@@ -18,6 +18,8 @@ from torch import nn
 from ssl_zoo.engine.hooks import CollapseMonitor
 from ssl_zoo.engine.trainer import SSLTrainer
 from ssl_zoo.modeling.heads import MLP
+from ssl_zoo.modeling.losses.byol import BYOLLoss
+from ssl_zoo.solver.schedules import build_momentum_schedule
 from ssl_zoo_methods.byol import BYOL
 
 torch.set_num_threads(1)
@@ -47,11 +49,11 @@ class _NoisyClusters:
 
 def _train(tau, schedule, seed=0, steps=400):
     torch.manual_seed(seed)
-    model = BYOL(_Encoder(), MLP(64, 128, 32), MLP(32, 128, 32), tau_base=tau, tau_schedule=schedule)
+    model = BYOL(_Encoder(), MLP(64, 128, 32), MLP(32, 128, 32), BYOLLoss(), build_momentum_schedule(schedule, tau))
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1, momentum=0.9,
                           weight_decay=0.04)
     trainer = SSLTrainer(model, opt, _NoisyClusters(seed), steps, device="cpu",
-                         hooks=model.hooks() + [CollapseMonitor(period=50)])
+                         hooks=[CollapseMonitor(period=50)])
     trainer.train()
     return [v for _, v in trainer.storage.history("collapse_std_sqrt_d")]
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from ssl_zoo.data.builtin import BUILTIN_ZIP, load_builtin_cifar10, load_image_folder_in_memory
-from ssl_zoo.data.datasets import (DATASET_REGISTRY, ImageFolderDataset, InMemoryImageDataset, UnreadableImageError,
-                                   build_dataset, resolve_root)
+from ssl_zoo.data.datasets import BUILTIN_ZIP, load_builtin_cifar10, load_image_folder_in_memory
+from ssl_zoo.data.catalog import DATASET_REGISTRY, build_dataset, resolve_root
+from ssl_zoo.data.datasets import ImageFolderDataset, InMemoryImageDataset, UnreadableImageError
 
 # CI clones the repo with ../shared beside it.
 SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")
@@ -202,7 +202,7 @@ def _save(path, size=(10, 8), value=0):
 
 
 def test_file_list_integer_labels_relative_to_list_folder(tmp_path):
-    from ssl_zoo.data.catalog import FileListDataset
+    from ssl_zoo.data.datasets import FileListDataset
 
     for i in range(4):
         _save(str(tmp_path / "imgs" / f"im {i}.png"), value=10 * i)  # a space in the name
@@ -216,7 +216,7 @@ def test_file_list_integer_labels_relative_to_list_folder(tmp_path):
 
 
 def test_file_list_class_names_explicit_root_and_unlabeled(tmp_path):
-    from ssl_zoo.data.catalog import FileListDataset
+    from ssl_zoo.data.datasets import FileListDataset
 
     for name in ("a.png", "b.png", "c.png"):
         _save(str(tmp_path / "data" / name))
@@ -292,7 +292,7 @@ def test_stl10_reader_agrees_with_torchvision(tmp_path):
     """torchvision.datasets.STL10 refuses files without the official MD5 sums; its loader is called directly."""
     from torchvision.datasets import STL10
 
-    from ssl_zoo.data.catalog import read_stl10_binary
+    from ssl_zoo.data.datasets import read_stl10_binary
 
     _write_fake_stl10(str(tmp_path / "stl10_binary"))
     tv = object.__new__(STL10)

@@ -23,12 +23,12 @@ from ssl_zoo.data.datasets import ImageFolderDataset, InMemoryImageDataset
 from ssl_zoo.data.samplers import mix_seed
 from ssl_zoo.data.subset import holdout_split
 from ssl_zoo.data.transforms.presets import ViewSpec
-from ssl_zoo.evaluation import benchmark as B
-from ssl_zoo.evaluation import protocols as P
-from ssl_zoo.evaluation.data import LabelledSplit
+from ssl_zoo.benchmark import eval_setup as ES, finetune as FT, knn as KNN, linear as LIN
+from ssl_zoo.benchmark.splits import LabelledSplit
 from ssl_zoo.evaluation.knn import knn_accuracy
-from ssl_zoo.evaluation.linear import LinearHeads, MultiLRSGD, cosine_factor, head_accuracy, train_heads
-from ssl_zoo.evaluation.weights import load_backbone_for_eval, load_weights, match_backbone_state
+from ssl_zoo.benchmark.linear_heads import LinearHeads, MultiLRSGD, head_accuracy, train_heads
+from ssl_zoo.solver.schedules import cosine_factor
+from ssl_zoo.model_zoo.weights import load_backbone_weights, load_weights, match_backbone_state
 
 torch.set_num_threads(1)
 MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
@@ -63,7 +63,7 @@ def colour_set(n: int, classes: int = 3, size=(8, 8), seed: int = 0, noise: floa
     return InMemoryImageDataset(images, targets, [f"c{i}" for i in range(classes)])
 
 
-def make_setup(train_ds, test_ds, backbone, val_fraction=0.1, cache_dir="", cache_key="", device=CPU) -> P.EvalSetup:
+def make_setup(train_ds, test_ds, backbone, val_fraction=0.1, cache_dir="", cache_key="", device=CPU) -> ES.EvalSetup:
     """An EvalSetup as ``build_eval_setup`` makes one (frozen backbone, seeded held-out split)."""
     common = dict(image_size=train_ds.images.shape[-1], mean=MEAN, std=STD, seed=3, device=device)
     train, test = LabelledSplit(train_ds, **common), LabelledSplit(test_ds, **common)
@@ -71,7 +71,7 @@ def make_setup(train_ds, test_ds, backbone, val_fraction=0.1, cache_dir="", cach
     backbone.to(device).eval()
     for p in backbone.parameters():
         p.requires_grad_(False)
-    return P.EvalSetup(backbone=backbone, train=train, test=test, rest_idx=rest, val_idx=val, device=device,
+    return ES.EvalSetup(backbone=backbone, train=train, test=test, rest_idx=rest, val_idx=val, device=device,
                        batch_size=64, seed=3, cache_dir=cache_dir, cache_key=cache_key)
 
 
@@ -210,7 +210,7 @@ def test_semi_subset_balanced_nested_outside_validation():
     targets = (torch.arange(1200) % 3)[torch.randperm(1200, generator=torch.Generator().manual_seed(1))]
     setup = _subset_setup(targets)
     cfg = get_cfg()
-    s10, s1 = B.semi_subset(cfg, setup, 10), B.semi_subset(cfg, setup, 1)
+    s10, s1 = FT.semi_subset(cfg, setup, 10), FT.semi_subset(cfg, setup, 1)
     for s in (s10, s1):
         assert set(s.tolist()).isdisjoint(setup.val_idx.tolist())
         assert len(set(s.tolist())) == len(s)
@@ -218,9 +218,9 @@ def test_semi_subset_balanced_nested_outside_validation():
     assert torch.bincount(targets[s10], minlength=3).tolist() == [36, 36, 36]
     assert torch.bincount(targets[s1], minlength=3).tolist() == [4, 4, 4]
     assert set(s1.tolist()) <= set(s10.tolist())
-    assert torch.equal(s10, B.semi_subset(cfg, setup, 10))
+    assert torch.equal(s10, FT.semi_subset(cfg, setup, 10))
     cfg.BENCHMARK.SEMI.SUBSET_SEED = 1
-    assert not torch.equal(s10, B.semi_subset(cfg, setup, 10))
+    assert not torch.equal(s10, FT.semi_subset(cfg, setup, 10))
 
 
 def test_subset_list_file_for_file_dataset(tmp_path):
@@ -234,12 +234,12 @@ def test_subset_list_file_for_file_dataset(tmp_path):
     setup.val_idx = torch.tensor([2, 5])  # image 2 is listed: it must be left out
     cfg = get_cfg()
     cfg.BENCHMARK.SEMI.SUBSET_LIST = str(lst)
-    assert B.semi_subset(cfg, setup, 10).tolist() == [1, 6]
+    assert FT.semi_subset(cfg, setup, 10).tolist() == [1, 6]
     lst.write_text("\n".join(listed + ["nowhere_1.JPEG"]))
     with pytest.raises(ValueError, match="nowhere_1.JPEG"):
-        B.semi_subset(cfg, setup, 10)
+        FT.semi_subset(cfg, setup, 10)
     with pytest.raises(TypeError, match="file-backed"):
-        B._read_subset_list(str(lst), colour_set(4))
+        FT._read_subset_list(str(lst), colour_set(4))
 
 
 def test_imagenet_semi_subset_downloads_simclr_list(tmp_path, monkeypatch):
@@ -254,15 +254,15 @@ def test_imagenet_semi_subset_downloads_simclr_list(tmp_path, monkeypatch):
         setup = _subset_setup(ds.targets, names=("imagenet_train", "imagenet_val"), dataset=ds)
         setup.val_idx = torch.tensor([4])
         cfg = get_cfg()
-        assert B.semi_subset(cfg, setup, 10).tolist() == [0, 5]
-        assert B.semi_subset(cfg, setup, 10).tolist() == [0, 5]  # second call: from the cache
+        assert FT.semi_subset(cfg, setup, 10).tolist() == [0, 5]
+        assert FT.semi_subset(cfg, setup, 10).tolist() == [0, 5]  # second call: from the cache
         assert [r["path"] for r in server.requests] == ["/subsets/10percent.txt"]
         cached = list((tmp_path / "cache").rglob("simclr_imagenet_10percent.txt"))
         assert len(cached) == 1 and cached[0].read_text() == listing
         from ssl_zoo.model_zoo.download import DownloadError
 
         with pytest.raises(DownloadError):  # 1% is not served
-            B.semi_subset(cfg, setup, 1)
+            FT.semi_subset(cfg, setup, 1)
 
 
 # ----------------------------------------------------------------------------- weights
@@ -332,7 +332,7 @@ def test_load_weights_sources(tmp_path):
     path = str(tmp_path / "model_final.pth")
     torch.save(ckpt, path)
     net = TinyNet(0)
-    assert load_backbone_for_eval(net, path) == os.path.abspath(path)
+    assert load_backbone_weights(net, path) == os.path.abspath(path)
     for k, v in net.state_dict().items():
         assert torch.equal(v, online[k]), k
     # another framework's {"state_dict": ...} container
@@ -341,9 +341,9 @@ def test_load_weights_sources(tmp_path):
     state, desc = load_weights(str(tmp_path / "moco.pth.tar"))
     assert set(state) == {f"module.encoder_q.{k}" for k in online}
     net = TinyNet(0)
-    load_backbone_for_eval(net, str(tmp_path / "moco.pth.tar"))
+    load_backbone_weights(net, str(tmp_path / "moco.pth.tar"))
     assert all(torch.equal(v, online[k]) for k, v in net.state_dict().items())
-    assert load_backbone_for_eval(net, "random") == "random init"
+    assert load_backbone_weights(net, "random") == "random init"
 
 
 # ----------------------------------------------------------------------------- LabelledSplit
@@ -395,7 +395,7 @@ def test_train_batches_deterministic_cover_and_sharded():
 # ----------------------------------------------------------------------------- protocols
 def test_run_knn_equals_naive_features():
     setup = make_setup(colour_set(90, seed=1, noise=70), colour_set(40, seed=2, noise=70), TinyNet(3))
-    rows = P.run_knn(setup, ks=(20, 3), temperature=0.1)
+    rows = KNN.run_knn(setup, ks=(20, 3), temperature=0.1)
     with torch.no_grad():
         def feats(ds):
             return F.normalize(torch.cat([setup.backbone(naive_eval_image(im, 8)[None]) for im in ds.images]), dim=1)
@@ -432,8 +432,8 @@ def test_linear_fast_equals_faithful_without_augmentation(monkeypatch):
                         grayscale_prob=0.0, blur_prob=0.0, solarize_prob=0.0)
     setup.train.specs = [identity]
     trained = _Spy(monkeypatch, P, "train_heads")
-    c = P.LinearConfig(lrs=(0.5, 0.05), epochs=3, batch_size=32, fast_aug_copies=2)
-    faithful, fast = P.run_linear(setup, c, "both")
+    c = LIN.LinearConfig(lrs=(0.5, 0.05), epochs=3, batch_size=32, fast_aug_copies=2)
+    faithful, fast = LIN.run_linear(setup, c, "both")
     heads_faithful, heads_fast = trained.results
     assert heads_faithful.weight.shape == (4, 3, 8)  # 2 selection heads + 2 final heads
     torch.testing.assert_close(heads_fast.weight, heads_faithful.weight, rtol=0, atol=1e-3)
@@ -452,10 +452,10 @@ def test_linear_both_selects_on_validation_only(monkeypatch, tmp_path):
     trained = _Spy(monkeypatch, P, "train_heads")
     evaluated = _Spy(monkeypatch, P, "head_accuracy")
     lrs = (0.4, 0.1, 0.01)
-    rows = P.run_linear(setup, P.LinearConfig(lrs=lrs, epochs=5, batch_size=64, fast_aug_copies=2), "both")
+    rows = LIN.run_linear(setup, LIN.LinearConfig(lrs=lrs, epochs=5, batch_size=64, fast_aug_copies=2), "both")
     assert [r["mode"] for r in rows] == ["faithful", "fast"]
-    test_f, test_y = P.extract(setup, setup.backbone, setup.test)
-    val_f, val_y = P.extract(setup, setup.backbone, setup.train, setup.val_idx)
+    test_f, test_y = ES.extract(setup, setup.backbone, setup.test)
+    val_f, val_y = ES.extract(setup, setup.backbone, setup.train, setup.val_idx)
     is_val = torch.zeros(len(setup.train), dtype=torch.bool)
     is_val[setup.val_idx] = True
     for m, (row, heads) in enumerate(zip(rows, trained.results)):
@@ -507,7 +507,7 @@ def test_linear_both_selects_on_validation_only(monkeypatch, tmp_path):
     cached = list((tmp_path / "cache").glob("linear-tiny-k2-s3.pt"))
     assert len(cached) == 1
     monkeypatch.setattr(setup.train, "train_batches", None)  # a cache miss would need the encoder's batches
-    again = P.run_linear_fast(setup, P.LinearConfig(lrs=lrs, epochs=5, batch_size=64, fast_aug_copies=2))
+    again = LIN.run_linear_fast(setup, LIN.LinearConfig(lrs=lrs, epochs=5, batch_size=64, fast_aug_copies=2))
     assert again["top1"] == fast["top1"] and again["val_top1_per_lr"] == fast["val_top1_per_lr"]
 
 
@@ -515,7 +515,7 @@ def test_semi_finetunes_a_copy_and_selects_on_validation(monkeypatch):
     setup = make_setup(colour_set(120), colour_set(30, seed=1), TinyNet(0), val_fraction=0.25)
     before = {k: v.clone() for k, v in setup.backbone.state_dict().items()}
     subset = setup.rest_idx[::3]
-    model = P.finetune(setup, subset, 0.5, 2, P.SemiConfig(batch_size=16))
+    model = FT.finetune(setup, subset, 0.5, 2, FT.SemiConfig(batch_size=16))
     assert not torch.equal(model.backbone.conv.weight, before["conv.weight"])  # the whole network trains
     assert not torch.equal(model.backbone.bn.running_mean, before["bn.running_mean"])
     for k, v in setup.backbone.state_dict().items():  # the evaluated backbone is never modified
@@ -524,8 +524,8 @@ def test_semi_finetunes_a_copy_and_selects_on_validation(monkeypatch):
 
     acc = _Spy(monkeypatch, P, "_accuracy")
     tuned = _Spy(monkeypatch, P, "finetune")
-    c = P.SemiConfig(lrs=(0.001, 0.5), epochs=(1, 2), batch_size=32)
-    row = P.run_semi(setup, subset, "10%", c)
+    c = FT.SemiConfig(lrs=(0.001, 0.5), epochs=(1, 2), batch_size=32)
+    row = FT.run_semi(setup, subset, "10%", c)
     assert [(a[2], a[3]) for a, _ in tuned.calls] == [(0.001, 1), (0.5, 1), (0.001, 2), (0.5, 2)]
     assert all(torch.equal(a[1], subset) for a, _ in tuned.calls)
     splits = [(a[2] is setup.test, a[3]) for a, _ in acc.calls]
@@ -540,7 +540,7 @@ def test_semi_finetunes_a_copy_and_selects_on_validation(monkeypatch):
     assert set(tested) == set(chosen) and all(torch.equal(tested[k], chosen[k]) for k in chosen)
     assert row["top1"] == acc.results[-1]["top1"] and row["labelled_images"] == len(subset)
     with pytest.raises(ValueError, match="overlaps the validation split"):
-        P.run_semi(setup, torch.cat([subset, setup.val_idx[:1]]), "10%", c)
+        FT.run_semi(setup, torch.cat([subset, setup.val_idx[:1]]), "10%", c)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -549,11 +549,11 @@ def test_protocols_run_on_cuda(tmp_path):
     cuda = torch.device("cuda")
     setup = make_setup(colour_set(120), colour_set(30, seed=1), TinyNet(0), device=cuda,
                        cache_dir=str(tmp_path), cache_key="gpu")
-    knn = P.run_knn(setup, ks=(10,))
+    knn = KNN.run_knn(setup, ks=(10,))
     assert 0 <= knn[0]["top1"] <= 100
-    rows = P.run_linear(setup, P.LinearConfig(lrs=(0.4, 0.1), epochs=2, batch_size=32, fast_aug_copies=1), "both")
+    rows = LIN.run_linear(setup, LIN.LinearConfig(lrs=(0.4, 0.1), epochs=2, batch_size=32, fast_aug_copies=1), "both")
     assert [r["mode"] for r in rows] == ["faithful", "fast"] and all(0 <= r["top1"] <= 100 for r in rows)
-    again = P.run_linear_fast(setup, P.LinearConfig(lrs=(0.4, 0.1), epochs=2, batch_size=32, fast_aug_copies=1))
+    again = LIN.run_linear_fast(setup, LIN.LinearConfig(lrs=(0.4, 0.1), epochs=2, batch_size=32, fast_aug_copies=1))
     assert again["top1"] == rows[1]["top1"]  # from the on-disk cache, loaded onto the GPU
-    row = P.run_semi(setup, setup.rest_idx[::4], "25%", P.SemiConfig(lrs=(0.1,), epochs=(1,), batch_size=16))
+    row = FT.run_semi(setup, setup.rest_idx[::4], "25%", FT.SemiConfig(lrs=(0.1,), epochs=(1,), batch_size=16))
     assert 0 <= row["top1"] <= 100

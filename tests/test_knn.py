@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssl_zoo.evaluation.collapse import effective_rank, normalized_std
-from ssl_zoo.evaluation.knn import extract_features, knn_accuracy, knn_classify
+from ssl_zoo.evaluation.features import extract_features
+from ssl_zoo.evaluation.knn import knn_accuracy, knn_classify
 
 torch.set_num_threads(1)
 
@@ -51,17 +52,30 @@ def test_knn_accuracy_top1_top5():
     assert acc["top1"] == 100.0
 
 
-def test_extract_features_normalised_and_restores_mode():
+def test_extract_features_eval_mode_in_order_and_restores_mode():
     net = nn.Sequential(nn.Linear(5, 4), nn.BatchNorm1d(4))
     net.train()
     g = torch.Generator().manual_seed(0)
     loader = [(torch.randn(3, 5, generator=g), torch.tensor([0, 1, 2])) for _ in range(3)]
     feats, labels = extract_features(net, loader, torch.device("cpu"))
     assert feats.shape == (9, 4) and labels.tolist() == [0, 1, 2] * 3
-    torch.testing.assert_close(feats.norm(dim=1), torch.ones(9))
     assert net.training  # restored
-    net.eval()  # eval-mode forward (running BN statistics) is what was used
-    torch.testing.assert_close(feats[:3], F.normalize(net(loader[0][0]), dim=1))
+    net.eval()  # eval-mode forward (running BN statistics) is what was used, unnormalised
+    with torch.no_grad():
+        expected = torch.cat([net(x) for x, _ in loader])
+    torch.testing.assert_close(feats, expected)
+
+
+def test_extract_features_autocast_and_empty():
+    net = nn.Linear(5, 4)
+    x = torch.randn(6, 5, generator=torch.Generator().manual_seed(1))
+    feats, _ = extract_features(net, [(x, torch.zeros(6))], torch.device("cpu"), amp_dtype=torch.bfloat16)
+    assert feats.dtype == torch.float32
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = net(x).float()
+    torch.testing.assert_close(feats, expected)
+    with pytest.raises(ValueError, match="no batch"):
+        extract_features(net, [], torch.device("cpu"))
 
 
 def test_collapse_signals():

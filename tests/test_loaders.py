@@ -9,7 +9,7 @@ from PIL import Image
 
 from ssl_zoo.config import get_cfg
 from ssl_zoo.data.build import TrainData, build_eval_loader, build_train_loader, make_eval_loader, make_train_data
-from ssl_zoo.data.datasets import build_dataset
+from ssl_zoo.data.catalog import build_dataset
 from ssl_zoo.data.samplers import InfiniteBatchSampler, SeededDataset, mix_seed
 from ssl_zoo.data.transforms.presets import get_view_specs
 

@@ -2,7 +2,7 @@
 
 - ``fixed_lr``: SimSiam's predictor lr stays at the scaled peak lr through warm-up and cosine
   (Chen & He 2021, Table 1c; official ``main_simsiam.py --fix-pred-lr``);
-- ``bias_norm_lr_mult``: Barlow Twins' biases and BN parameters get 0.0048 / 0.2 = 0.024 of the
+- ``bias_norm_only`` rules: Barlow Twins' biases and BN parameters get 0.0048 / 0.2 = 0.024 of the
   weights' lr on the same schedule (official ``main.py``);
 - group building with mixed flags, and optimizer states saved before these keys existed.
 """
@@ -17,6 +17,7 @@ from ssl_zoo.config.defaults import _C
 from ssl_zoo.engine.hooks import LRScheduler
 from ssl_zoo.modeling.method import build_method
 from ssl_zoo.solver import build_lr_schedule, build_optimizer, get_param_groups
+from ssl_zoo.solver.build import LRRule
 
 torch.set_num_threads(1)
 
@@ -40,17 +41,18 @@ def _lrs_at(optimizer, schedule, iteration):
 
 
 class Mixed(nn.Module):
-    """encoder (plain) + predictor (fixed_lr, lr_mult 2) with one parameter opting out of fixed_lr,
-    under a top-level ``bias_norm_lr_mult``."""
+    """encoder (plain) + predictor; see ``MIXED_RULES``."""
 
     def __init__(self):
         super().__init__()
         self.encoder = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
         self.predictor = nn.Sequential(nn.Linear(4, 4, bias=False), nn.LayerNorm(4), nn.Linear(4, 2))
-        self.predictor.fixed_lr = True
-        self.predictor.lr_mult = 2.0
-        self.predictor[2].weight.fixed_lr = False  # per-parameter override
-        self.bias_norm_lr_mult = 0.5
+
+
+# predictor at lr x 2, fixed except ``predictor.2.weight``; every bias / norm parameter at x 0.5.
+MIXED_RULES = [LRRule("predictor.", lr_mult=2.0), LRRule("predictor.0.", fixed_lr=True),
+               LRRule("predictor.1.", fixed_lr=True), LRRule("predictor.2.bias", fixed_lr=True),
+               LRRule("", lr_mult=0.5, bias_norm_only=True)]
 
 
 def _by_key(groups):
@@ -58,7 +60,7 @@ def _by_key(groups):
 
 
 def test_group_building_with_mixed_flags():
-    groups = get_param_groups(Mixed(), weight_decay=1e-4)
+    groups = get_param_groups(Mixed(), weight_decay=1e-4, lr_rules=MIXED_RULES)
     assert _by_key(groups) == {
         (False, 1.0, False): {"encoder.0.weight"},
         (False, 2.0, True): {"predictor.0.weight"},
@@ -68,7 +70,8 @@ def test_group_building_with_mixed_flags():
     }
     assert [g["lars_exclude"] for g in groups] == [False, False, False, True, True]  # regular first
     # Without exclusion the bias/norm parameters keep their own lr rule but join the regular groups.
-    groups = get_param_groups(Mixed(), weight_decay=1e-4, exclude_bias_and_norm=False)
+    groups = get_param_groups(Mixed(), weight_decay=1e-4, exclude_bias_and_norm=False,
+                              lr_rules=MIXED_RULES)
     assert _by_key(groups) == {
         (False, 1.0, False): {"encoder.0.weight"},
         (False, 2.0, True): {"predictor.0.weight"},
@@ -93,7 +96,7 @@ def _cfg(**solver):
 
 def test_fixed_lr_group_keeps_base_lr_through_warmup_and_cosine():
     cfg = _cfg()
-    opt = build_optimizer(cfg, Mixed())
+    opt = build_optimizer(cfg, Mixed(), MIXED_RULES)
     sched = build_lr_schedule(cfg, iters_per_epoch=10, max_iter=24)
     peak, warmup, total = 0.1, 4, 24
     assert sched.peak_lr == pytest.approx(peak) and sched.warmup_steps == warmup
@@ -114,9 +117,9 @@ def test_fixed_lr_group_keeps_base_lr_through_warmup_and_cosine():
 def test_fixed_lr_survives_state_dict_and_old_states_follow_the_schedule():
     cfg = _cfg()
     sched = build_lr_schedule(cfg, iters_per_epoch=10, max_iter=24)
-    opt = build_optimizer(cfg, Mixed())
+    opt = build_optimizer(cfg, Mixed(), MIXED_RULES)
     # Resume: a fresh optimizer loading the saved state keeps the flags and base lrs.
-    fresh = build_optimizer(cfg, Mixed())
+    fresh = build_optimizer(cfg, Mixed(), MIXED_RULES)
     fresh.load_state_dict(copy.deepcopy(opt.state_dict()))
     assert [(g["fixed_lr"], g["base_lr"]) for g in fresh.param_groups] == \
         [(g["fixed_lr"], g["base_lr"]) for g in opt.param_groups]
@@ -147,7 +150,7 @@ def test_barlow_twins_bias_and_norm_get_0_024_of_the_weights_lr(tiny_cfg):
     cfg = _method_cfg(tiny_cfg, "BarlowTwins", "BARLOWTWINS.PROJECTOR_DIM", 32)
     assert cfg.BARLOWTWINS.BIAS_NORM_LR_MULT == pytest.approx(0.0048 / 0.2)
     model = build_method(cfg)
-    opt = build_optimizer(cfg, copy.deepcopy(model))  # module attribute: survives deepcopy
+    opt = build_optimizer(cfg, model, lr_rules=type(model).lr_rules(cfg))
     sched = build_lr_schedule(cfg, iters_per_epoch=10, max_iter=20)
     # Official main.py: "biases" = every 1-d parameter (Linear biases, BN weights and biases).
     names = {n for n, p in model.named_parameters() if p.ndim == 1}
@@ -168,7 +171,7 @@ def test_simsiam_predictor_lr_fixed(tiny_cfg, fix):
     cfg = _method_cfg(tiny_cfg, "SimSiam", "SIMSIAM.PROJECTOR_DIM", 32, "SIMSIAM.PREDICTOR_HIDDEN_DIM", 8,
                       "SIMSIAM.FIX_PREDICTOR_LR", fix)
     model = build_method(cfg)
-    opt = build_optimizer(cfg, copy.deepcopy(model))
+    opt = build_optimizer(cfg, model, lr_rules=type(model).lr_rules(cfg))
     sched = build_lr_schedule(cfg, iters_per_epoch=10, max_iter=20)
     fixed = {n for g in opt.param_groups if g["fixed_lr"] for n in g["param_names"]}
     assert fixed == ({n for n, _ in model.named_parameters() if n.startswith("predictor.")} if fix else set())

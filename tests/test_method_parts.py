@@ -10,7 +10,10 @@ from ssl_zoo.config import get_cfg
 from ssl_zoo.modeling.backbones.build import build_backbone
 from ssl_zoo.modeling.heads import MLP
 from ssl_zoo.modeling.losses import InfoNCELoss
+from ssl_zoo.modeling.losses.byol import BYOLLoss
+from ssl_zoo.modeling.losses.unified import UnifiedLoss
 from ssl_zoo.modeling.method import build_method
+from ssl_zoo.solver.schedules import build_momentum_schedule
 from ssl_zoo_methods.byol import BYOL
 from ssl_zoo_methods.byol_unified import BYOLUnified
 from ssl_zoo_methods.moco import MoCo
@@ -31,7 +34,8 @@ def _views(b=6, seed=0):
 def test_moco_forward_matches_infonce_and_enqueues_keys(symmetric):
     torch.manual_seed(0)
     bb = _backbone()
-    model = MoCo(bb, MLP(bb.out_dim, 16, 8, hidden_bn=False), queue_size=10, temperature=0.2, symmetric=symmetric)
+    model = MoCo(bb, MLP(bb.out_dim, 16, 8, hidden_bn=False), InfoNCELoss(0.2), build_momentum_schedule("constant", 0.999),
+                 queue_size=10, symmetric=symmetric)
     views = _views()
     queue_before = model.queue.keys.clone()
     ref = copy.deepcopy(model)
@@ -61,8 +65,9 @@ def test_moco_forward_matches_infonce_and_enqueues_keys(symmetric):
 def test_byol_unified_beta0_equals_byol():
     torch.manual_seed(0)
     bb = _backbone()
-    byol = BYOL(bb, MLP(bb.out_dim, 16, 8), MLP(8, 16, 8))
-    unified = BYOLUnified(copy.deepcopy(bb), MLP(bb.out_dim, 16, 8), MLP(8, 16, 8), alpha=0.1, beta=0.0)
+    byol = BYOL(bb, MLP(bb.out_dim, 16, 8), MLP(8, 16, 8), BYOLLoss(), build_momentum_schedule("cosine", 0.99))
+    unified = BYOLUnified(copy.deepcopy(bb), MLP(bb.out_dim, 16, 8), MLP(8, 16, 8), loss=UnifiedLoss(0.1, 0.0),
+                          momentum_schedule=build_momentum_schedule("cosine", 0.99))
     unified.load_state_dict(byol.state_dict())
     views = _views()
     a, b = byol(views), unified(views)
@@ -76,8 +81,9 @@ def test_byol_unified_beta0_equals_byol():
 
 def test_byol_unified_without_predictor_and_target_is_simclr_shaped():
     bb = _backbone()
-    model = BYOLUnified(bb, MLP(bb.out_dim, 16, 8), None, alpha=0.1, beta=1.0, use_target=False)
-    assert not hasattr(model, "target_backbone") and model.hooks() == []
+    model = BYOLUnified(bb, MLP(bb.out_dim, 16, 8), None, loss=UnifiedLoss(0.1, 1.0),
+                        momentum_schedule=build_momentum_schedule("cosine", 0.99), use_target=False)
+    assert not hasattr(model, "target_backbone") and model.after_step(0, 10) == {}
     assert all(p.requires_grad for p in model.parameters())
     out = model(_views())
     out["loss"].backward()

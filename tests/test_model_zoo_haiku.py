@@ -11,12 +11,10 @@ from test_model_zoo_helpers import make_haiku_byol_pickle, numpy_haiku_resnet_fo
 from ssl_zoo.model_zoo.convert import convert_checkpoint, safe_load_pickle
 from ssl_zoo.model_zoo.convert.safe_pickle import UnsafePickleError
 from ssl_zoo.modeling.backbones import build_backbone
-from ssl_zoo.modeling.backbones.tf_same_padding import (
-    Conv2dSameTF,
-    MaxPool2dSameTF,
-    convert_to_tf_same_padding_,
-    tf_same_pad_1d,
-)
+from timm.layers import Conv2dSame
+from timm.layers.pool2d_same import MaxPool2dSame
+
+from ssl_zoo.modeling.backbones.tf_same_padding import convert_to_tf_same_padding_
 
 
 @pytest.fixture(scope="module")
@@ -109,18 +107,26 @@ def test_odd_input_sizes_pad_symmetrically_so_both_paddings_agree(byol_pickle):
 @pytest.mark.parametrize("size,k,s,expected", [(224, 7, 2, (2, 3)), (112, 3, 2, (0, 1)), (56, 3, 2, (0, 1)),
                                                (57, 3, 2, (1, 1)), (56, 1, 2, (0, 0)), (56, 3, 1, (1, 1))])
 def test_tf_same_pad_values(size, k, s, expected):
-    assert tf_same_pad_1d(size, k, s) == expected
+    """TF SAME pads ``max((ceil(n/s) - 1) s + k - n, 0)``, the odd pixel after: the converted conv
+    equals a VALID conv on that explicit padding."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(2, 3, k, stride=s, padding=k // 2)
+    same = convert_to_tf_same_padding_(torch.nn.Sequential(conv))[0]
+    x = torch.randn(1, 2, size, size)
+    before, after = expected
+    ref = F.conv2d(F.pad(x, (before, after, before, after)), conv.weight, conv.bias, stride=s)
+    torch.testing.assert_close(same(x), ref)
 
 
 def test_same_layers_equal_explicit_asymmetric_padding():
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(3, 4, 3, stride=2, padding=1, bias=True)
     same = convert_to_tf_same_padding_(torch.nn.Sequential(conv))[0]
-    assert isinstance(same, Conv2dSameTF) and same.weight is conv.weight
+    assert isinstance(same, Conv2dSame) and same.weight is conv.weight
     x = torch.randn(1, 3, 8, 8)
     torch.testing.assert_close(same(x), F.conv2d(F.pad(x, (0, 1, 0, 1)), conv.weight, conv.bias, stride=2))
     pool = convert_to_tf_same_padding_(torch.nn.Sequential(torch.nn.MaxPool2d(3, 2, 1)))[0]
-    assert isinstance(pool, MaxPool2dSameTF)
+    assert isinstance(pool, MaxPool2dSame)
     x = -torch.rand(1, 2, 8, 8) - 1  # all negative: zero padding would win the max, -inf must not
     torch.testing.assert_close(pool(x), F.max_pool2d(F.pad(x, (0, 1, 0, 1), value=float("-inf")), 3, 2))
     assert pool(x).max() < 0

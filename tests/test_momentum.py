@@ -6,13 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from ssl_zoo.modeling.momentum import (
-    MOMENTUM_SCHEDULE_REGISTRY,
-    build_momentum_schedule,
-    constant_momentum,
-    cosine_momentum,
-    ema_update_,
-)
+from ssl_zoo.modeling.momentum import ema_update_
+from ssl_zoo.solver.schedules import (MOMENTUM_SCHEDULE_REGISTRY, build_momentum_schedule, constant_momentum,
+                                      cosine_momentum)
 
 torch.set_num_threads(1)
 
@@ -77,4 +73,6 @@ def test_cosine_schedule_values():
 def test_constant_schedule_and_registry():
     assert constant_momentum(0, 10, 0.99) == 0.99 == constant_momentum(10, 10, 0.99)
     assert MOMENTUM_SCHEDULE_REGISTRY.names() == ["constant", "cosine"]
-    assert build_momentum_schedule("cosine") is cosine_momentum
+    schedule = build_momentum_schedule("cosine", 0.99)
+    assert [schedule(k, 20) for k in (0, 7, 20)] == [cosine_momentum(k, 20, 0.99) for k in (0, 7, 20)]
+    assert build_momentum_schedule("constant", 0.999)(5, 10) == 0.999

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from ssl_zoo.config.defaults import _C
+from ssl_zoo.solver.build import LRRule
 from ssl_zoo.solver import (
     LARS,
     LR_SCHEDULER_REGISTRY,
@@ -191,20 +192,21 @@ def test_lars_rejects_bad_arguments():
 
 
 class OnlineTarget(nn.Module):
-    """A BYOL-like layout: online encoder + predictor (lr_mult 10), frozen EMA target copy."""
+    """A BYOL-like layout: online encoder + predictor (lr x 10, ``RULES``), frozen EMA target copy."""
 
     def __init__(self):
         super().__init__()
         self.online = TinyNet()
         self.predictor = nn.Sequential(nn.Linear(3, 5), nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 3))
-        self.predictor.lr_mult = 10.0
         self.target = TinyNet()
         for p in self.target.parameters():
             p.requires_grad_(False)
         self.ln = nn.LayerNorm(3)
         self.scale = nn.Parameter(torch.ones(()))  # ndim 0: treated like a norm/bias parameter
-        self.special = nn.Parameter(torch.ones(3, 3))
-        self.special.lr_mult = 0.5  # per-parameter override
+        self.special = nn.Parameter(torch.ones(3, 3))  # lr x 0.5 (a rule on one parameter's name)
+
+
+RULES = [LRRule("predictor.", lr_mult=10.0), LRRule("special", lr_mult=0.5)]
 
 
 def _names_by_key(groups):
@@ -213,7 +215,7 @@ def _names_by_key(groups):
 
 def test_param_group_partition():
     model = OnlineTarget()
-    groups = get_param_groups(model, weight_decay=1e-4)
+    groups = get_param_groups(model, weight_decay=1e-4, lr_rules=RULES)
     by_key = _names_by_key(groups)
     assert by_key == {
         (False, 1.0): {"online.conv.weight", "online.fc.weight", "online.head.weight"},
@@ -239,7 +241,7 @@ def test_param_group_partition():
 def test_param_group_no_exclusion_and_tied_weights():
     model = OnlineTarget()
     model.tied = model.online.head  # the same module registered twice: its params appear once
-    groups = get_param_groups(model, weight_decay=1e-4, exclude_bias_and_norm=False)
+    groups = get_param_groups(model, weight_decay=1e-4, exclude_bias_and_norm=False, lr_rules=RULES)
     assert all(not g["lars_exclude"] and g["weight_decay"] == 1e-4 for g in groups)
     assert sorted(g["lr_mult"] for g in groups) == [0.5, 1.0, 10.0]
     n = sum(len(g["params"]) for g in groups)

@@ -122,7 +122,7 @@ def _lightly_version() -> str:
 # ---------------------------------------------------------------------------- inputs
 def source_images(size: int, n: int) -> torch.Tensor:
     """uint8 [n, 3, H, W]: CIFAR-10 (32 px) or CIFAR-10 upsampled to 375x500 (ImageNet-like size)."""
-    from ssl_zoo.data.builtin import load_builtin_cifar10
+    from ssl_zoo.data.datasets import load_builtin_cifar10
 
     images = load_builtin_cifar10(train=True).images[:n]
     if size <= 32:
@@ -286,7 +286,7 @@ def _lightly_train_data(dataset, transform, batch: int, workers: int, device: to
 
 def training_table(args) -> List[Dict]:
     from ssl_zoo.data.build import make_train_data
-    from ssl_zoo.data.builtin import load_builtin_cifar10
+    from ssl_zoo.data.datasets import load_builtin_cifar10
     from ssl_zoo.data.datasets import InMemoryImageDataset
 
     device = torch.device(args.device)

@@ -25,17 +25,19 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
+import torch  # noqa: E402
 from _paths import import_methods  # noqa: E402
+from tabulate import tabulate  # noqa: E402
 
+from ssl_zoo.benchmark.results import write_results  # noqa: E402
+from ssl_zoo.benchmark.tasks import TASK_REGISTRY  # noqa: E402
 from ssl_zoo.config import load_config  # noqa: E402
-from ssl_zoo.engine.defaults import launch_cli  # noqa: E402
-
-TASKS = ("knn", "linear", "semi")
-
+from ssl_zoo.engine.defaults import default_setup, launch_cli  # noqa: E402
+from ssl_zoo.utils import comm  # noqa: E402
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--task", required=True, choices=TASKS)
+    p.add_argument("--task", required=True, choices=TASK_REGISTRY.names())
     p.add_argument("--config-file", required=True, metavar="FILE", help="the pretraining config (backbone, input)")
     p.add_argument("--weights", required=True, help="checkpoint file, zoo name, torchvision:/timm: name, or 'random'")
     p.add_argument("--fraction", type=int, default=None, help="semi: percent of labelled images (1 or 10); "
@@ -65,39 +67,37 @@ def setup_cfg(args):
 
 
 def main(args):
-    import torch
-    from tabulate import tabulate
-
-    from ssl_zoo.engine.defaults import default_setup
-    from ssl_zoo.evaluation import benchmark as B
-    from ssl_zoo.evaluation import protocols as P
-    from ssl_zoo.utils import comm
-
     cfg = setup_cfg(args)
     default_setup(cfg, args)
-    setup = B.build_eval_setup(cfg, args.weights, args.dataset)
-    if args.task == "knn":
-        rows = P.run_knn(setup, ks=tuple(cfg.TEST.KNN_K), temperature=cfg.TEST.KNN_TEMPERATURE)
-    elif args.task == "linear":
-        rows = P.run_linear(setup, B.linear_config(cfg), cfg.BENCHMARK.LINEAR.MODE)
-    else:
-        rows = [P.run_semi(setup, B.semi_subset(cfg, setup, pct), f"{pct}%", B.semi_config(cfg))
-                for pct in ([args.fraction] if args.fraction else [1, 10])]
-    meta = {"weights": setup.weights_description, "train": setup.dataset_names[0], "test": setup.dataset_names[1],
+    rows = TASK_REGISTRY.get(args.task)(cfg, args)
+    meta = {"task": args.task, "weights": args.weights, "config_file": args.config_file,
             "backbone": f"{cfg.MODEL.BACKBONE.NAME} w{cfg.MODEL.BACKBONE.WIDTH} bw{cfg.MODEL.BACKBONE.BASE_WIDTH}",
-            "config_file": args.config_file, "world_size": comm.get_world_size(), "torch": torch.__version__}
-    B.write_results(rows, cfg.OUTPUT_DIR, cfg.BENCHMARK.RESULTS_CSV, meta)
+            "world_size": comm.get_world_size(), "torch": torch.__version__}
+    write_results(rows, cfg.OUTPUT_DIR, cfg.BENCHMARK.RESULTS_CSV, meta)
     if comm.is_main_process():
-        cols = ("task", "mode", "top1", "top5", "best_lr", "best_epochs", "speedup_vs_faithful", "top1_minus_faithful",
-                "seconds")
-        shown = [c for c in cols if any(c in r for r in rows)]
-        table = [[r.get(c, "") for c in shown] for r in rows]
-        print(f"\nweights: {setup.weights_description}\ndata: {setup.dataset_names[0]} -> {setup.dataset_names[1]} "
-              f"(validation: {len(setup.val_idx)} images held out from train)")
-        print(tabulate(table, headers=shown, floatfmt=".2f", tablefmt="github"))
+        print_rows(rows)
         print(f"results: {os.path.join(cfg.OUTPUT_DIR, 'results.json')}"
               + (f", appended to {cfg.BENCHMARK.RESULTS_CSV}" if cfg.BENCHMARK.RESULTS_CSV else ""))
     return rows
+
+
+def print_rows(rows) -> None:
+    """What was evaluated, then one table row per result (the scalar columns every task shares first)."""
+    first = rows[0] if rows else {}
+    if "weights" in first:
+        print(f"\nweights: {first['weights']}")
+    if "train" in first:
+        val = f" (validation: {first['val_images']} images held out from train)" if "val_images" in first else ""
+        print(f"data: {first['train']} -> {first.get('test', '')}{val}")
+    cols = [c for c in PREFERRED_COLUMNS if any(c in r for r in rows)]
+    cols += [c for r in rows for c in r if c not in cols and c not in DESCRIPTIVE and not isinstance(r[c], (dict, list))]
+    cols = list(dict.fromkeys(cols))
+    print(tabulate([[r.get(c, "") for c in cols] for r in rows], headers=cols, floatfmt=".2f", tablefmt="github"))
+
+
+PREFERRED_COLUMNS = ("task", "mode", "top1", "top5", "best_lr", "best_epochs", "speedup_vs_faithful",
+                     "top1_minus_faithful", "seconds")
+DESCRIPTIVE = ("weights", "train", "test", "val_images")
 
 
 if __name__ == "__main__":

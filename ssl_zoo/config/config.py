@@ -12,6 +12,9 @@ from typing import Iterable, List, Optional
 
 from fvcore.common.config import CfgNode as _FvCfgNode
 
+from ssl_zoo.config.defaults import _C
+from ssl_zoo.modeling.method import METHOD_REGISTRY
+
 
 class ConfigError(ValueError):
     """A config file or override that cannot be applied (unknown key, wrong type, bad file)."""
@@ -84,9 +87,6 @@ def get_cfg(method_names: Optional[Iterable[str]] = None) -> CfgNode:
         method_names: methods whose ``add_config`` to apply (default: every registered
             method, so any method's keys may appear in a YAML file).
     """
-    from ssl_zoo.config.defaults import _C
-    from ssl_zoo.modeling.method import METHOD_REGISTRY
-
     cfg = CfgNode(_C.clone())
     names = list(method_names) if method_names is not None else METHOD_REGISTRY.names()
     for name in names:
@@ -102,8 +102,6 @@ def load_config(config_file: str = "", opts: Optional[list] = None) -> CfgNode:
     just the keys that matter. Setting a key of another method (a value differing from its
     default) is an error rather than silently ignored.
     """
-    from ssl_zoo.config.defaults import _C
-
     cfg = get_cfg()
     if config_file:
         cfg.merge_from_file(config_file)

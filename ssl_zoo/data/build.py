@@ -43,12 +43,18 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from ssl_zoo.data.datasets import InMemoryImageDataset, build_dataset
+from ssl_zoo.data.catalog import build_dataset
+from ssl_zoo.data.datasets import InMemoryImageDataset
 from ssl_zoo.data.samplers import InfiniteBatchSampler, SeededDataset, mix_seed
+from ssl_zoo.data.subset import subset_from_cfg
+from ssl_zoo.data.transforms.batched import BatchedMultiViewAugment
+from ssl_zoo.data.transforms.pil import CropOnlyTransform, MultiViewPILTransform, build_eval_transform
+from ssl_zoo.data.transforms.presets import get_view_specs
 from ssl_zoo.utils import comm
+from ssl_zoo.utils.env import get_device
 
 __all__ = ["TrainData", "build_train_loader", "make_train_data", "build_eval_loader", "make_eval_loader",
-           "resolve_device", "InMemoryEvalLoader"]
+           "InMemoryEvalLoader"]
 
 Batch = Tuple[Any, torch.Tensor]
 # In-memory sets up to this size are copied to the GPU once for path (b) (CIFAR-10: 150 MB).
@@ -75,13 +81,6 @@ class TrainData:
     num_images: int
     batch_size: int = 0
     dataset: Optional[Dataset] = field(default=None, repr=False)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` -> the current CUDA device if available, else CPU; otherwise ``torch.device(name)``."""
-    if name == "auto":
-        return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
-    return torch.device(name)
 
 
 class _ToDevice:
@@ -129,9 +128,6 @@ def make_train_data(dataset: Dataset, *, specs: Sequence[Any], backend: str,
 
     ``dataset`` is a freshly built dataset without transform (its ``transform`` is set here).
     """
-    from ssl_zoo.data.transforms.batched import BatchedMultiViewAugment
-    from ssl_zoo.data.transforms.pil import CropOnlyTransform, MultiViewPILTransform
-
     if backend not in ("pil", "batched"):
         raise ValueError(f"INPUT.BACKEND must be 'pil' or 'batched', got {backend!r}")
     in_memory = isinstance(dataset, InMemoryImageDataset)
@@ -179,17 +175,13 @@ def build_train_loader(cfg, start_iter: int = 0) -> TrainData:
         cfg: config node.
         start_iter: first iteration the iterator yields (resume point).
     """
-    from ssl_zoo.data.transforms.presets import get_view_specs
-
-    from ssl_zoo.data.subset import subset_from_cfg
-
     specs = get_view_specs(cfg.INPUT.AUG_PRESET, cfg.INPUT.IMAGE_SIZE, dict(cfg.INPUT.AUG))
     dataset = build_dataset(cfg.DATASETS.TRAIN, root=cfg.DATASETS.ROOT, train=True,
                             corrupt_policy=cfg.DATASETS.CORRUPT_POLICY, subset=subset_from_cfg(cfg))
     return make_train_data(
         dataset, specs=specs, backend=cfg.INPUT.BACKEND, mean=tuple(cfg.INPUT.MEAN), std=tuple(cfg.INPUT.STD),
         global_batch_size=cfg.SOLVER.IMS_PER_BATCH, seed=_resolve_seed(cfg.SEED), rank=comm.get_rank(),
-        world_size=comm.get_world_size(), device=resolve_device(cfg.DEVICE),
+        world_size=comm.get_world_size(), device=get_device(cfg.DEVICE),
         num_workers=cfg.DATALOADER.NUM_WORKERS, pin_memory=cfg.DATALOADER.PIN_MEMORY, start_iter=start_iter)
 
 
@@ -235,8 +227,6 @@ def make_eval_loader(dataset: Dataset, *, image_size: int, resize: int, mean: Se
     shard = torch.arange(rank, len(dataset), world_size)
     if isinstance(dataset, InMemoryImageDataset):
         return InMemoryEvalLoader(dataset, image_size, mean, std, batch_size, shard)
-    from ssl_zoo.data.transforms.pil import build_eval_transform
-
     dataset.transform = build_eval_transform(image_size, resize, mean, std)
     subset = dataset if world_size == 1 else torch.utils.data.Subset(dataset, shard.tolist())
     return DataLoader(subset, batch_size=batch_size, shuffle=False, drop_last=False, num_workers=num_workers)

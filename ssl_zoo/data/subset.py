@@ -13,7 +13,6 @@ Examples:
 """
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
@@ -85,22 +84,14 @@ def subset_indices(targets: Union[torch.Tensor, Sequence[int]], fraction: float 
 def take_subset(dataset: Dataset, indices: torch.Tensor) -> Dataset:
     """The samples ``indices`` of ``dataset``, keeping its kind where possible.
 
-    In-memory sets stay :class:`InMemoryImageDataset` (the batched path needs ``.images``),
-    file-backed sets stay file-backed (a shallow copy with fewer ``samples``); anything else
-    becomes a ``torch.utils.data.Subset``. The result has ``subset_indices`` (into the full set).
+    Datasets with a ``subset(indices)`` method (in-memory and file-backed sets) keep their
+    kind (the batched path needs ``.images``); anything else becomes a
+    ``torch.utils.data.Subset``. The result has ``subset_indices`` (into the full set).
     """
-    from ssl_zoo.data.datasets import FileImageDataset, InMemoryImageDataset
-
     indices = torch.as_tensor(indices, dtype=torch.int64)
-    if isinstance(dataset, InMemoryImageDataset):
-        out = InMemoryImageDataset(dataset.images.index_select(0, indices), dataset.targets.index_select(0, indices),
-                                   dataset.classes, dataset.transform)
-        out.corrupt_files = list(dataset.corrupt_files)
-    elif isinstance(dataset, FileImageDataset):
-        out = copy.copy(dataset)
-        out._set_samples([dataset.samples[i] for i in indices.tolist()])
-    else:
-        out = Subset(dataset, indices.tolist())
+    if hasattr(dataset, "subset"):
+        return dataset.subset(indices)
+    out = Subset(dataset, indices.tolist())
     out.subset_indices = indices
     return out
 

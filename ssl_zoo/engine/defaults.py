@@ -2,9 +2,8 @@
 command line, set up the output directory / logging / seeds, and assemble a trainer
 from a config.
 
-``build_trainer`` is the only place that maps config keys to the engine's parts. It
-imports the model / solver / data modules lazily, so the engine itself does not depend
-on them.
+``build_trainer`` is the only place that maps config keys to the engine's parts (model,
+optimizer, data, hooks).
 """
 from __future__ import annotations
 
@@ -18,16 +17,23 @@ from typing import Any, Dict, List, Optional
 import torch
 from torch import nn
 
-from ssl_zoo.checkpoint.checkpointer import Checkpointer, load_file, strip_prefixes
+from ssl_zoo.checkpoint.checkpointer import Checkpointer
+from ssl_zoo.config import ConfigError
+from ssl_zoo.data.build import build_eval_loader, build_train_loader
 from ssl_zoo.engine import hooks as H
+from ssl_zoo.engine.launch import launch
 from ssl_zoo.engine.trainer import SSLTrainer
+from ssl_zoo.model_zoo.weights import load_backbone_weights
+from ssl_zoo.modeling.batchnorm import convert_sync_batchnorm
+from ssl_zoo.modeling.method import build_method
+from ssl_zoo.solver.build import build_lr_schedule, build_optimizer
 from ssl_zoo.utils import comm
-from ssl_zoo.utils.env import collect_env_info, device_from_cfg, seed_all
+from ssl_zoo.utils.env import amp_dtype_from_cfg, collect_env_info, device_from_cfg, seed_all
 from ssl_zoo.utils.logger import setup_logger
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["default_argument_parser", "default_setup", "build_trainer", "load_backbone_weights", "amp_dtype_from_cfg"]
+__all__ = ["default_argument_parser", "default_setup", "build_trainer", "launch_cli"]
 
 
 def default_argument_parser(epilog: Optional[str] = None) -> argparse.ArgumentParser:
@@ -56,8 +62,6 @@ def launch_cli(main_func, args: argparse.Namespace, setup_cfg, user_errors: tupl
     runs in every process (``ssl_zoo.engine.launch.launch``). ``ConfigError`` and ``user_errors``
     (e.g. a missing weights file) end the program with ``error: <message>``, no traceback.
     """
-    from ssl_zoo.config import ConfigError
-    from ssl_zoo.engine.launch import launch
 
     try:
         cfg = setup_cfg(args)
@@ -103,49 +107,12 @@ def default_setup(cfg, args: Optional[argparse.Namespace] = None) -> None:
     torch.backends.cudnn.benchmark = bool(cfg.CUDNN_BENCHMARK)
 
 
-def load_backbone_weights(backbone: nn.Module, path: str) -> None:
-    """Initialise ``backbone`` from ``path``: one of our checkpoints (keys ``backbone.*`` are
-    used), a ``{"model": state_dict}`` or a bare state dict (e.g. torchvision's). Missing /
-    unexpected keys (a classifier ``fc.*``) are logged, not fatal."""
-    data = load_file(path)
-    state = strip_prefixes(data.get("model", data) if isinstance(data, dict) else data)
-    if any(k.startswith("backbone.") for k in state):
-        state = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
-    result = backbone.load_state_dict(state, strict=False)
-    logger.info(f"Initialised the backbone from {path}; missing keys: {result.missing_keys}; "
-                f"unexpected keys: {result.unexpected_keys}")
-
-
-def amp_dtype_from_cfg(cfg, device: Optional[torch.device] = None) -> Optional[torch.dtype]:
-    """Autocast dtype of SOLVER.AMP (None = fp32); bf16 falls back to fp32 on CPUs without native bf16."""
-    if not cfg.SOLVER.AMP.ENABLED:
-        return None
-    dtypes = {"bfloat16": torch.bfloat16, "float16": torch.float16}
-    if cfg.SOLVER.AMP.DTYPE not in dtypes:
-        raise ValueError(f"SOLVER.AMP.DTYPE must be one of {sorted(dtypes)}, got '{cfg.SOLVER.AMP.DTYPE}'")
-    dtype = dtypes[cfg.SOLVER.AMP.DTYPE]
-    if device is not None and device.type == "cpu" and dtype == torch.bfloat16 and not _cpu_has_bf16():
-        # Without native bf16 (AVX-512 BF16 / AMX) oneDNN emulates it, which is slower than fp32.
-        logger.warning("SOLVER.AMP: this CPU has no native bfloat16 support; training in float32 instead.")
-        return None
-    return dtype
-
-
-def _cpu_has_bf16() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
 def build_hooks(cfg, model: nn.Module, checkpointer: Checkpointer, schedule, device: torch.device) -> List[H.HookBase]:
-    """LRScheduler, the method's hooks, monitors, then checkpointing and writers (see ``hooks``' order note)."""
+    """LRScheduler, monitors, then checkpointing and writers (see ``hooks``' order note)."""
     hooks: List[H.HookBase] = [H.LRScheduler(schedule)]
-    hooks += list(model.hooks())
     if cfg.DATASETS.KNN_TRAIN:
         if not cfg.DATASETS.KNN_TEST:
             raise ValueError("DATASETS.KNN_TRAIN is set but DATASETS.KNN_TEST is empty: the kNN monitor needs both.")
-        from ssl_zoo.data.build import build_eval_loader
 
         hooks.append(H.KNNMonitor(
             lambda: model.backbone,
@@ -176,21 +143,17 @@ def build_trainer(cfg, resume: bool = False) -> SSLTrainer:
     optimizer steps (fractional, as ``build_lr_schedule`` expects) and, from SOLVER.EPOCHS,
     ``max_iter = EPOCHS * num_images // (IMS_PER_BATCH * ACCUM_STEPS)`` (BYOL's K).
     """
-    from ssl_zoo.data.build import build_train_loader
-    from ssl_zoo.modeling.method import build_method
-    from ssl_zoo.solver.build import build_lr_schedule, build_optimizer
 
     device = device_from_cfg(cfg)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     model = build_method(cfg).to(device)
     if cfg.MODEL.SYNC_BN and comm.get_world_size() > 1:
-        from ssl_zoo.modeling.batchnorm import convert_sync_batchnorm
 
         model = convert_sync_batchnorm(model)
     if cfg.MODEL.CHANNELS_LAST:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(cfg, model)
+    optimizer = build_optimizer(cfg, model, lr_rules=type(model).lr_rules(cfg))
     checkpointer = Checkpointer(cfg.OUTPUT_DIR, model, optimizer)
 
     state: Dict[str, Any] = {}
@@ -200,7 +163,7 @@ def build_trainer(cfg, resume: bool = False) -> SSLTrainer:
         if resume:
             logger.info(f"--resume: no checkpoint in {cfg.OUTPUT_DIR}, starting from scratch.")
         if cfg.MODEL.WEIGHTS:
-            load_backbone_weights(model.backbone, cfg.MODEL.WEIGHTS)
+            load_backbone_weights(model.backbone, cfg.MODEL.WEIGHTS)  # any --weights spec, all tensors or an error
     start_iter = int(state.get("iteration", 0))
 
     accum = int(cfg.SOLVER.ACCUM_STEPS)

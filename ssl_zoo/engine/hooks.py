@@ -6,10 +6,11 @@ iteration 0 is the untrained (random-init) model. Hooks that write files do so o
 main process only; hooks that run collectives (checkpoint RNG gathering, kNN feature
 gathering) run on every rank.
 
-Suggested order (``ssl_zoo.engine.defaults.build_hooks``): LRScheduler, the method's
-hooks (EMA), KNNMonitor, CollapseMonitor, TrainingSummary, PeriodicCheckpointer,
+Suggested order (``ssl_zoo.engine.defaults.build_hooks``): LRScheduler, KNNMonitor,
+CollapseMonitor, TrainingSummary, PeriodicCheckpointer,
 MetricsWriter, ProgressBar: monitors log before the checkpoint saves their state and
-before the writers write their values.
+before the writers write their values. The method's own after-step update (BYOL's EMA) runs
+inside the trainer's step, before every hook.
 """
 from __future__ import annotations
 
@@ -22,11 +23,13 @@ import time
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ssl_zoo.engine.hook_base import HookBase
 from ssl_zoo.evaluation.collapse import effective_rank, normalized_std
-from ssl_zoo.evaluation.knn import extract_features, knn_accuracy
+from ssl_zoo.evaluation.features import extract_features
+from ssl_zoo.evaluation.knn import knn_accuracy
 from ssl_zoo.utils import comm
 
 logger = logging.getLogger(__name__)
@@ -274,7 +277,7 @@ class KNNMonitor(HookBase):
         shard = (b for i, b in enumerate(loader) if i % world == rank) if world > 1 else loader
         try:
             f, y = extract_features(net, shard, device)
-            f, y = f.cpu(), y.cpu()
+            f, y = F.normalize(f, dim=1).cpu(), y.cpu()  # cosine kNN
         except ValueError:  # this rank got no batch
             f, y = torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)
         parts = [p for p in comm.all_gather((f, y)) if p[0].numel()]

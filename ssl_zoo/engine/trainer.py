@@ -72,8 +72,9 @@ class SSLTrainer:
                 if not isfinite(outputs["loss"]): raise FloatingPointError(iter, outputs)
                 backward(outputs["loss"] / accum_steps)  # scaled by GradScaler for fp16
             clip_grad_norm(clip_grad_norm); optimizer.step(); optimizer.zero_grad(set_to_none=True)
+            model.after_step(iter, max_iter)  # the method's own update, e.g. BYOL's EMA target
             last_outputs = detached outputs (scalars averaged over the micro-batches)
-            hooks.after_step()               # EMA update, logging, checkpoints, monitors
+            hooks.after_step()               # logging, checkpoints, monitors
         hooks.after_train()                  # final kNN, final checkpoint, summary
 
     A non-finite loss raises before the backward pass and the optimizer step, so no
@@ -147,7 +148,7 @@ class SSLTrainer:
             self.hooks.append(h)
 
     def put_scalar(self, name: str, value: float) -> None:
-        """Log a scalar at the current step (used by hooks, e.g. the EMA's tau)."""
+        """Log a scalar at the current step (used by hooks)."""
         self.storage.put_scalar(name, value)
 
     def _hook_keys(self) -> List[str]:
@@ -247,6 +248,9 @@ class SSLTrainer:
         else:
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        # The method's own after-step update (BYOL's EMA target, MoCo's key encoder), before any
+        # hook can checkpoint the step; its scalars (tau) are logged with the step's.
+        self.storage.put_scalars(**self.unwrapped_model.after_step(self.iter, self.max_iter))
 
         self.images_per_step = images * comm.get_world_size()
         self.last_outputs = {k: v / self.accum_steps for k, v in sums.items()}

@@ -7,40 +7,11 @@ features are L2-normalised; a query's ``k`` nearest bank samples by cosine simil
 """
 from __future__ import annotations
 
-from typing import Dict, Iterable, Tuple
+from typing import Dict
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from ssl_zoo.evaluation.metrics import topk_correct
-
-
-@torch.no_grad()
-def extract_features(model: nn.Module, loader: Iterable, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Run ``model`` in eval mode over ``loader``; the module's train/eval mode is restored after.
-
-    Args:
-        model: maps images ``[B, 3, H, W]`` to features ``[B, D]`` (e.g. the online backbone).
-        loader: yields ``(images [B, 3, H, W], labels [B])``.
-        device: where the forward passes run.
-
-    Returns:
-        ``(features [N, D] float32, L2-normalised, on device; labels [N] int64, on device)``.
-    """
-    was_training = model.training
-    model.eval()
-    feats, labels = [], []
-    try:
-        for images, y in loader:
-            f = model(images.to(device, non_blocking=True))
-            feats.append(F.normalize(f.float().flatten(1), dim=1))
-            labels.append(torch.as_tensor(y).to(device, non_blocking=True).long())
-    finally:
-        model.train(was_training)
-    if not feats:
-        raise ValueError("extract_features: the loader yielded no batch")
-    return torch.cat(feats), torch.cat(labels)
 
 
 @torch.no_grad()

@@ -23,8 +23,11 @@ from torch import nn
 
 from ssl_zoo.model_zoo.catalog import CatalogEntry, download_entry, get_entry, load_catalog, render_markdown
 from ssl_zoo.model_zoo.convert import CONVERTER_REGISTRY, convert_checkpoint, convert_file, load_checkpoint
-from ssl_zoo.model_zoo.download import PathManager, cache_dir
+from ssl_zoo.model_zoo.download import PathManager
 from ssl_zoo.model_zoo.export import export_safetensors, export_timm, export_torchvision
+from ssl_zoo.modeling.backbones import build_backbone
+from ssl_zoo.modeling.backbones.tf_same_padding import convert_to_tf_same_padding_
+from ssl_zoo.utils.file_io import cache_dir
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +39,6 @@ def list_models() -> List[str]:
 
 def build_entry_backbone(entry: CatalogEntry) -> nn.Module:
     """The randomly initialised backbone an entry's weights belong to (TF padding if needed)."""
-    from ssl_zoo.modeling.backbones import build_backbone
-    from ssl_zoo.modeling.backbones.tf_same_padding import convert_to_tf_same_padding_
-
     model = build_backbone(entry.arch, width=entry.width, base_width=entry.base_width, cifar_stem=entry.cifar_stem)
     if entry.padding == "tf_same":
         model = convert_to_tf_same_padding_(model)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 from typing import Dict, List, Optional, Tuple
 
+import timm
 import torch
+import torchvision
 
 from ssl_zoo.utils.file_io import atomic_write
 
@@ -33,8 +35,6 @@ def _contiguous(sd: StateDict) -> StateDict:
 def check_torchvision_compatible(state_dict: StateDict, arch: str) -> Tuple[List[str], List[str]]:
     """(missing, unexpected) keys of ``state_dict`` against ``torchvision.models.<arch>()``,
     ``fc`` excluded; shape mismatches count as unexpected. ``arch`` e.g. ``"resnet50"``."""
-    import torchvision
-
     ref = {k: v for k, v in getattr(torchvision.models, arch)().state_dict().items() if not k.startswith("fc.")}
     missing = [k for k in ref if k not in state_dict]
     unexpected = [k for k, v in state_dict.items() if not k.startswith("fc.") and
@@ -61,8 +61,6 @@ def export_timm(state_dict: StateDict, path: str, *, arch: str, padding: str = "
     """Save for ``timm.create_model(arch, pretrained_cfg_overlay=dict(file=path))``; the state
     dict is checked by loading it (strictly, ``fc`` aside) into ``timm.create_model(arch)``.
     ``.safetensors`` paths are written as safetensors, others with ``torch.save``."""
-    import timm
-
     model = timm.create_model(arch, pretrained=False, num_classes=0)
     result = model.load_state_dict({k: v for k, v in state_dict.items() if not k.startswith("fc.")}, strict=False)
     if result.missing_keys or result.unexpected_keys:

@@ -9,11 +9,6 @@ from __future__ import annotations
 
 from torch import nn
 
-from ssl_zoo.utils.registry import Registry
-
-HEAD_REGISTRY = Registry("HEAD")
-HEAD_REGISTRY.__doc__ = "Functions (**explicit kwargs) -> nn.Module mapping [B, in_dim] -> [B, out_dim]."
-
 
 class MLP(nn.Sequential):
     """``Linear -> BN -> ReLU`` repeated ``num_layers - 1`` times, then ``Linear`` (``-> BN``).
@@ -69,50 +64,3 @@ class MLP(nn.Sequential):
         self.in_dim = in_dim
         self.hidden_dim = hidden_dim
         self.out_dim = out_dim
-
-
-@HEAD_REGISTRY.register()
-def byol_projection(
-    in_dim: int = 2048, hidden_dim: int = 4096, out_dim: int = 256, bn_momentum: float = 0.1, bn_eps: float = 1e-5
-) -> MLP:
-    """BYOL projector g: ``in_dim -> 4096 -> 256`` (PROTOCOLS.md s.2)."""
-    return MLP(in_dim, hidden_dim, out_dim, num_layers=2, last_bn=False, bn_momentum=bn_momentum, bn_eps=bn_eps)
-
-
-@HEAD_REGISTRY.register()
-def byol_prediction(
-    in_dim: int = 256, hidden_dim: int = 4096, out_dim: int = 256, bn_momentum: float = 0.1, bn_eps: float = 1e-5
-) -> MLP:
-    """BYOL predictor q: ``256 -> 4096 -> 256`` (PROTOCOLS.md s.2)."""
-    return MLP(in_dim, hidden_dim, out_dim, num_layers=2, last_bn=False, bn_momentum=bn_momentum, bn_eps=bn_eps)
-
-
-@HEAD_REGISTRY.register()
-def simclr_projection(
-    in_dim: int = 2048,
-    hidden_dim: int = 2048,
-    out_dim: int = 128,
-    num_layers: int = 2,
-    last_bn: bool = False,
-    bn_momentum: float = 0.1,
-    bn_eps: float = 1e-5,
-) -> MLP:
-    """SimCLR projector: ``2048 -> 2048 -> 128`` with BN (PROTOCOLS.md s.8); v2: ``num_layers=3, last_bn=True``."""
-    return MLP(in_dim, hidden_dim, out_dim, num_layers, last_bn, bn_momentum=bn_momentum, bn_eps=bn_eps)
-
-
-@HEAD_REGISTRY.register()
-def mocov2_projection(in_dim: int = 2048, hidden_dim: int = 2048, out_dim: int = 128) -> MLP:
-    """MoCo v2 MLP head: ``Linear(2048, 2048) -> ReLU -> Linear(2048, 128)``, no BN (PROTOCOLS.md s.8)."""
-    return MLP(in_dim, hidden_dim, out_dim, num_layers=2, hidden_bn=False)
-
-
-@HEAD_REGISTRY.register()
-def linear(in_dim: int, out_dim: int, bias: bool = True) -> nn.Linear:
-    """A single Linear layer (MoCo v1 head, linear probes)."""
-    return nn.Linear(in_dim, out_dim, bias=bias)
-
-
-def build_head(name: str, **kwargs) -> nn.Module:
-    """``HEAD_REGISTRY.get(name)(**kwargs)``."""
-    return HEAD_REGISTRY.get(name)(**kwargs)

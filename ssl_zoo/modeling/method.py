@@ -9,11 +9,13 @@ and computes its loss from a list of augmented views::
         def add_config(cls, cfg): ...          # declares cfg.BYOL.* with defaults
         @classmethod
         def from_config(cls, cfg) -> dict: ... # constructor kwargs from cfg
+        @classmethod
+        def lr_rules(cls, cfg) -> list: ...    # per-parameter lr rules (solver.build.LRRule)
         def forward(self, views, labels=None) -> dict: ...  # {"loss": ..., scalars}
-        def hooks(self) -> list: ...           # e.g. the EMA target update
+        def after_step(self, step, max_steps) -> dict: ...  # e.g. the EMA target update
 
 The trainer never branches on the method's name: everything method-specific is
-declared here (config keys, hooks) or returned by ``forward``.
+declared here (config keys, lr rules, the after-step update) or returned by ``forward``.
 """
 from __future__ import annotations
 
@@ -61,9 +63,15 @@ class SSLMethod(nn.Module):
         """
         raise NotImplementedError
 
-    def hooks(self) -> list:
-        """Training hooks this method needs (``ssl_zoo.engine.hooks.HookBase`` instances)."""
+    @classmethod
+    def lr_rules(cls, cfg) -> list:
+        """Per-parameter lr rules from the config (``ssl_zoo.solver.build.LRRule``; none by default)."""
         return []
+
+    def after_step(self, step: int, max_steps: int) -> Dict[str, float]:
+        """Called by the trainer after every optimizer step ``step`` (0-based) of ``max_steps``
+        (e.g. BYOL's EMA target update, PROTOCOLS.md s.2); returns scalars to log."""
+        return {}
 
 
 def build_method(cfg) -> SSLMethod:

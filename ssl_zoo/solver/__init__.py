@@ -9,7 +9,7 @@ from ssl_zoo.solver.build import (
     scaled_lr_from_cfg,
 )
 from ssl_zoo.solver.lars import LARS
-from ssl_zoo.solver.lr_schedules import LR_SCHEDULER_REGISTRY, total_steps, warmup_cosine, warmup_step
+from ssl_zoo.solver.schedules import LR_SCHEDULER_REGISTRY, total_steps, warmup_cosine, warmup_step
 
 __all__ = [
     "LARS",

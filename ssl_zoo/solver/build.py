@@ -12,21 +12,22 @@ The trainer sets, before every optimizer step (``ssl_zoo.engine.hooks.LRSchedule
         else:
             group["lr"] = lr * group["lr_mult"]
 
-Per-parameter lr rules (read by ``get_param_groups`` from attributes that a method sets on
-its modules or parameters):
+Per-parameter lr rules travel explicitly: a method declares them from its config
+(``SSLMethod.lr_rules(cfg)`` -> list of :class:`LRRule`) and the engine hands them to
+``build_optimizer``. A rule applies to the parameters whose name starts with its prefix:
 
 - ``lr_mult`` (float): multiplies the schedule (BYOL's predictor, PROTOCOLS.md s.7).
 - ``fixed_lr`` (bool): the lr stays at the scaled peak lr x ``lr_mult`` for the whole run,
   no warm-up and no decay (SimSiam's predictor: Chen & He 2021, Table 1c; official
   ``main_simsiam.py --fix-pred-lr`` sets the predictor group to ``init_lr`` every epoch).
-- ``bias_norm_lr_mult`` (float, module attribute): further multiplies ``lr_mult`` for the
-  bias / norm parameters under that module (Barlow Twins: lr 0.0048 for biases and BN vs
-  0.2 for weights, official ``main.py`` -> 0.024).
+- ``bias_norm_only`` (bool): the rule applies only to bias / norm parameters (Barlow Twins:
+  lr 0.0048 for biases and BN vs 0.2 for weights, official ``main.py`` -> ``lr_mult`` 0.024).
 """
 from __future__ import annotations
 
 import inspect
 import math
+from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -35,10 +36,11 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.instancenorm import _InstanceNorm
 
 from ssl_zoo.solver.lars import LARS
-from ssl_zoo.solver.lr_schedules import LR_SCHEDULER_REGISTRY
+from ssl_zoo.solver.schedules import LR_SCHEDULER_REGISTRY
 from ssl_zoo.utils.registry import Registry
 
 __all__ = [
+    "LRRule",
     "OPTIMIZER_REGISTRY",
     "LR_SCHEDULER_REGISTRY",
     "NORM_LAYERS",
@@ -49,10 +51,13 @@ __all__ = [
     "build_lr_schedule",
 ]
 
-# name -> constructor ``f(params, *, lr, weight_decay, momentum, nesterov, eta, betas) -> Optimizer``.
-# Every constructor takes the same keywords so ``build_optimizer`` stays one call; each uses the
-# ones its algorithm has (SGD ignores eta and betas, AdamW ignores momentum, nesterov and eta).
+# name -> optimizer class ``cls(param_groups, **kwargs)``. ``build_optimizer`` passes each only the
+# keywords its signature declares (SGD gets no ``eta``, AdamW no ``momentum``), so a new optimizer
+# needs no change there.
 OPTIMIZER_REGISTRY = Registry("OPTIMIZER")
+OPTIMIZER_REGISTRY.register(name="LARS")(LARS)  # BYOL's optimizer (PROTOCOLS.md s.2)
+OPTIMIZER_REGISTRY.register(name="SGD")(torch.optim.SGD)  # MoCo v2, SimSiam; weight decay coupled to the gradient
+OPTIMIZER_REGISTRY.register(name="AdamW")(torch.optim.AdamW)  # decoupled weight decay (e.g. ViT backbones)
 
 # Modules whose every parameter is a normalisation parameter (excluded from wd and LARS).
 NORM_LAYERS: Tuple[type, ...] = (_BatchNorm, _InstanceNorm, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)
@@ -60,49 +65,35 @@ if hasattr(nn, "RMSNorm"):
     NORM_LAYERS = NORM_LAYERS + (nn.RMSNorm,)
 
 
-@OPTIMIZER_REGISTRY.register(name="LARS")
-def _lars(params, *, lr: float, weight_decay: float = 0.0, momentum: float = 0.9, nesterov: bool = False,
-          eta: float = 1e-3, betas: Sequence[float] = (0.9, 0.999)) -> torch.optim.Optimizer:
-    """BYOL's optimizer (PROTOCOLS.md s.2): ``ssl_zoo.solver.lars.LARS``."""
-    del betas
-    return LARS(params, lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta, nesterov=nesterov)
+@dataclass(frozen=True)
+class LRRule:
+    """An lr rule for the parameters named ``prefix...`` (``""`` = every parameter).
+
+    Attributes:
+        prefix: parameter-name prefix, e.g. ``"predictor."``.
+        lr_mult: multiplies the lr (rules that match the same parameter multiply).
+        fixed_lr: the lr stays at the scaled peak lr x ``lr_mult`` (no warm-up, no decay).
+        bias_norm_only: apply only to bias / norm parameters.
+    """
+
+    prefix: str = ""
+    lr_mult: float = 1.0
+    fixed_lr: bool = False
+    bias_norm_only: bool = False
 
 
-@OPTIMIZER_REGISTRY.register(name="SGD")
-def _sgd(params, *, lr: float, weight_decay: float = 0.0, momentum: float = 0.9, nesterov: bool = False,
-         eta: float = 1e-3, betas: Sequence[float] = (0.9, 0.999)) -> torch.optim.Optimizer:
-    """``torch.optim.SGD`` (MoCo v2, linear evaluation); weight decay coupled to the gradient."""
-    del eta, betas
-    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+def _apply_rules(name: str, bias_or_norm: bool, rules: Sequence[LRRule]) -> Tuple[float, bool]:
+    """``(lr_mult, fixed_lr)`` of parameter ``name``: the product / any of the matching rules."""
+    mult, fixed = 1.0, False
+    for rule in rules:
+        if name.startswith(rule.prefix) and (bias_or_norm or not rule.bias_norm_only):
+            mult *= float(rule.lr_mult)
+            fixed = fixed or bool(rule.fixed_lr)
+    return mult, fixed
 
 
-@OPTIMIZER_REGISTRY.register(name="AdamW")
-def _adamw(params, *, lr: float, weight_decay: float = 0.0, momentum: float = 0.9, nesterov: bool = False,
-           eta: float = 1e-3, betas: Sequence[float] = (0.9, 0.999)) -> torch.optim.Optimizer:
-    """``torch.optim.AdamW`` (decoupled weight decay; e.g. ViT backbones)."""
-    del momentum, nesterov, eta
-    return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
-
-
-def _lookup(attr: str, module_chain: List[nn.Module], param: Optional[torch.Tensor], default):
-    """``param.<attr>`` if set, else that of the innermost enclosing module that sets one, else ``default``."""
-    if param is not None and hasattr(param, attr):
-        return getattr(param, attr)
-    for module in reversed(module_chain):
-        if hasattr(module, attr):
-            return getattr(module, attr)
-    return default
-
-
-def _lr_rule(module_chain: List[nn.Module], param: torch.Tensor, bias_or_norm: bool) -> Tuple[float, bool]:
-    """``(lr_mult, fixed_lr)`` of ``param`` (see ``get_param_groups``)."""
-    mult = float(_lookup("lr_mult", module_chain, param, 1.0))
-    if bias_or_norm:
-        mult *= float(_lookup("bias_norm_lr_mult", module_chain, None, 1.0))
-    return mult, bool(_lookup("fixed_lr", module_chain, param, False))
-
-
-def get_param_groups(model: nn.Module, weight_decay: float, exclude_bias_and_norm: bool = True) -> List[dict]:
+def get_param_groups(model: nn.Module, weight_decay: float, exclude_bias_and_norm: bool = True,
+                     lr_rules: Sequence[LRRule] = ()) -> List[dict]:
     """Splits the trainable parameters of ``model`` into optimizer param groups.
 
     A parameter is "bias or norm" when it belongs to a normalisation layer (``NORM_LAYERS``: any
@@ -114,21 +105,14 @@ def get_param_groups(model: nn.Module, weight_decay: float, exclude_bias_and_nor
     Parameters with ``requires_grad=False`` (e.g. BYOL's EMA target network) are skipped, as are
     repeats of a shared (tied) parameter.
 
-    Learning-rate rules (module docstring), each read from an attribute on the parameter, else
-    on the innermost enclosing module that has one (set them on modules where possible:
-    ``copy.deepcopy`` keeps module attributes but drops those of ``nn.Parameter``):
-
-    - ``lr_mult`` (default 1): lr multiplier, e.g. BYOL's predictor (PROTOCOLS.md s.7);
-    - ``fixed_lr`` (default False): lr constant at the peak lr x ``lr_mult`` (SimSiam's predictor);
-    - ``bias_norm_lr_mult`` (default 1; modules only): multiplies ``lr_mult`` for bias / norm
-      parameters, whether or not they are excluded (Barlow Twins' 0.0048 / 0.2).
-
-    Parameters are grouped by (excluded, lr_mult, fixed_lr).
+    ``lr_rules`` (:class:`LRRule`, module docstring) give each parameter its ``lr_mult`` and
+    ``fixed_lr``; parameters are grouped by (excluded, lr_mult, fixed_lr).
 
     Args:
         model: the module to optimise (pass the unwrapped model, not the DDP wrapper, so names are clean).
         weight_decay: weight decay of the regular group.
         exclude_bias_and_norm: False = every parameter is regular (one group per lr rule).
+        lr_rules: the method's lr rules (``SSLMethod.lr_rules(cfg)``).
 
     Returns:
         A list of dicts with keys ``params``, ``param_names`` (torch's optional key, used in
@@ -138,8 +122,7 @@ def get_param_groups(model: nn.Module, weight_decay: float, exclude_bias_and_nor
     groups: Dict[Tuple[bool, float, bool], dict] = {}
     seen = set()
 
-    def visit(module: nn.Module, prefix: str, chain: List[nn.Module]) -> None:
-        chain = chain + [module]
+    def visit(module: nn.Module, prefix: str) -> None:
         is_norm = isinstance(module, NORM_LAYERS)
         for name, param in module.named_parameters(recurse=False):
             if not param.requires_grad or id(param) in seen:
@@ -147,7 +130,7 @@ def get_param_groups(model: nn.Module, weight_decay: float, exclude_bias_and_nor
             seen.add(id(param))
             bias_or_norm = is_norm or param.ndim <= 1
             excluded = exclude_bias_and_norm and bias_or_norm
-            mult, fixed = _lr_rule(chain, param, bias_or_norm)
+            mult, fixed = _apply_rules(prefix + name, bias_or_norm, lr_rules)
             group = groups.setdefault((excluded, mult, fixed), {
                 "params": [],
                 "param_names": [],
@@ -159,9 +142,9 @@ def get_param_groups(model: nn.Module, weight_decay: float, exclude_bias_and_nor
             group["params"].append(param)
             group["param_names"].append(prefix + name)
         for child_name, child in module.named_children():
-            visit(child, f"{prefix}{child_name}.", chain)
+            visit(child, f"{prefix}{child_name}.")
 
-    visit(model, "", [])
+    visit(model, "")
     # Regular groups first: readable logs, and index 0 is the main group.
     return sorted(groups.values(), key=lambda g: g["lars_exclude"])
 
@@ -191,8 +174,8 @@ def scaled_lr_from_cfg(cfg) -> float:
     return scaled_lr(s.BASE_LR, s.IMS_PER_BATCH * s.ACCUM_STEPS, s.REFERENCE_BATCH_SIZE, s.LR_SCALING)
 
 
-def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
-    """Optimizer named SOLVER.OPTIMIZER over ``get_param_groups(model, ...)``.
+def build_optimizer(cfg, model: nn.Module, lr_rules: Sequence[LRRule] = ()) -> torch.optim.Optimizer:
+    """Optimizer named SOLVER.OPTIMIZER over ``get_param_groups(model, ..., lr_rules)``.
 
     Each group's ``base_lr`` and initial ``lr`` are the scaled peak lr times its ``lr_mult``; the
     lr schedule overwrites ``lr`` every step, except in ``fixed_lr`` groups, where it stays
@@ -201,20 +184,15 @@ def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
     s = cfg.SOLVER
     ctor = OPTIMIZER_REGISTRY.get(s.OPTIMIZER)  # unknown name -> KeyError listing the known ones
     lr = scaled_lr_from_cfg(cfg)
-    groups = get_param_groups(model, s.WEIGHT_DECAY, s.EXCLUDE_BIAS_AND_NORM)
+    groups = get_param_groups(model, s.WEIGHT_DECAY, s.EXCLUDE_BIAS_AND_NORM, lr_rules)
     if not groups:
         raise ValueError("build_optimizer: the model has no parameter with requires_grad=True")
     for group in groups:
         group["base_lr"] = group["lr"] = lr * group["lr_mult"]
-    return ctor(
-        groups,
-        lr=lr,
-        weight_decay=s.WEIGHT_DECAY,
-        momentum=s.MOMENTUM,
-        nesterov=s.NESTEROV,
-        eta=s.LARS_ETA,
-        betas=tuple(s.BETAS),
-    )
+    options = dict(lr=lr, weight_decay=s.WEIGHT_DECAY, momentum=s.MOMENTUM, nesterov=s.NESTEROV, eta=s.LARS_ETA,
+                   betas=tuple(s.BETAS))
+    accepted = inspect.signature(ctor).parameters
+    return ctor(groups, **{k: v for k, v in options.items() if k in accepted})
 
 
 def build_lr_schedule(cfg, iters_per_epoch: float, max_iter: int) -> Callable[[int], float]:

@@ -1,15 +1,19 @@
-"""Process environment: seeding, device selection, environment report."""
+"""Process environment: seeding, device and precision selection, environment report."""
 from __future__ import annotations
 
+import logging
 import os
 import random
 import sys
 from datetime import datetime
+from typing import Optional
 
 import numpy as np
 import torch
 
 from ssl_zoo.utils import comm
+
+logger = logging.getLogger(__name__)
 
 
 def seed_all(seed: int, *, offset_by_rank: bool = True) -> int:
@@ -52,6 +56,28 @@ def get_device(name: str = "auto") -> torch.device:
 def device_from_cfg(cfg) -> torch.device:
     """``get_device(cfg.DEVICE)``."""
     return get_device(cfg.DEVICE)
+
+
+def amp_dtype_from_cfg(cfg, device: Optional[torch.device] = None) -> Optional[torch.dtype]:
+    """Autocast dtype of SOLVER.AMP (None = fp32); bf16 falls back to fp32 on CPUs without native bf16."""
+    if not cfg.SOLVER.AMP.ENABLED:
+        return None
+    dtypes = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+    if cfg.SOLVER.AMP.DTYPE not in dtypes:
+        raise ValueError(f"SOLVER.AMP.DTYPE must be one of {sorted(dtypes)}, got '{cfg.SOLVER.AMP.DTYPE}'")
+    dtype = dtypes[cfg.SOLVER.AMP.DTYPE]
+    if device is not None and device.type == "cpu" and dtype == torch.bfloat16 and not _cpu_has_bf16():
+        # Without native bf16 (AVX-512 BF16 / AMX) oneDNN emulates it, which is slower than fp32.
+        logger.warning("SOLVER.AMP: this CPU has no native bfloat16 support; training in float32 instead.")
+        return None
+    return dtype
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def collect_env_info() -> str:

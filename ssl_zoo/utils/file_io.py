@@ -1,4 +1,4 @@
-"""Small file helpers shared by the data, checkpoint and model-zoo code."""
+"""Small file helpers shared by the data, checkpoint, model-zoo and benchmark code."""
 from __future__ import annotations
 
 import hashlib
@@ -6,6 +6,13 @@ import os
 import tempfile
 
 _CHUNK = 1 << 20
+CACHE_ENV = "SSL_ZOO_CACHE"
+
+
+def cache_dir() -> str:
+    """ssl_zoo's cache root (downloads, converted weights, decoded datasets, feature caches):
+    ``$SSL_ZOO_CACHE`` if set, else ``~/.cache/ssl_zoo``."""
+    return os.path.expanduser(os.environ.get(CACHE_ENV) or os.path.join("~", ".cache", "ssl_zoo"))
 
 
 def file_digest(path: str, algo: str = "sha256") -> str:

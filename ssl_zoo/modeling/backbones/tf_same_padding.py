@@ -17,54 +17,13 @@ loads the same weights before and after conversion. For stride-1 layers with odd
 """
 from __future__ import annotations
 
-import math
-from typing import Tuple
-
-import torch
-import torch.nn.functional as F
+from timm.layers import Conv2dSame
+from timm.layers.pool2d_same import MaxPool2dSame
 from torch import nn
 
 
-def tf_same_pad_1d(size: int, kernel: int, stride: int, dilation: int = 1) -> Tuple[int, int]:
-    """TF "SAME" padding (before, after) of one spatial dimension of length ``size``."""
-    effective_kernel = (kernel - 1) * dilation + 1
-    out = math.ceil(size / stride)
-    total = max((out - 1) * stride + effective_kernel - size, 0)
-    return total // 2, total - total // 2
-
-
-def _pad_same(x: torch.Tensor, kernel, stride, dilation, value: float = 0.0) -> torch.Tensor:
-    """Pad ``x [B, C, H, W]`` so that a VALID op with these settings equals TF's SAME."""
-    top, bottom = tf_same_pad_1d(x.shape[-2], kernel[0], stride[0], dilation[0])
-    left, right = tf_same_pad_1d(x.shape[-1], kernel[1], stride[1], dilation[1])
-    if top == bottom == left == right == 0:
-        return x
-    return F.pad(x, (left, right, top, bottom), value=value)
-
-
-def _pair(v) -> Tuple[int, int]:
-    return (v, v) if isinstance(v, int) else tuple(v)
-
-
-class Conv2dSameTF(nn.Conv2d):
-    """``nn.Conv2d`` with TF "SAME" padding computed per input; ``padding`` is ignored (0)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = _pad_same(x, self.kernel_size, self.stride, self.dilation)
-        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
-
-
-class MaxPool2dSameTF(nn.MaxPool2d):
-    """``nn.MaxPool2d`` with TF "SAME" padding; padded cells are -inf, so never the max."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        k, s, d = _pair(self.kernel_size), _pair(self.stride), _pair(self.dilation)
-        x = _pad_same(x, k, s, d, value=float("-inf"))
-        return F.max_pool2d(x, k, s, 0, d, ceil_mode=False)
-
-
-def _same_conv_from(conv: nn.Conv2d) -> Conv2dSameTF:
-    new = Conv2dSameTF(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
+def _same_conv_from(conv: nn.Conv2d) -> Conv2dSame:
+    new = Conv2dSame(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
                        padding=0, dilation=conv.dilation, groups=conv.groups, bias=conv.bias is not None,
                        device="meta")
     new.weight = conv.weight  # the same Parameter objects: keys, values and optimizer refs unchanged
@@ -76,7 +35,7 @@ def _convert(module: nn.Module) -> nn.Module:
     if type(module) is nn.Conv2d and module.padding_mode == "zeros":
         return _same_conv_from(module)
     if type(module) is nn.MaxPool2d:
-        return MaxPool2dSameTF(module.kernel_size, module.stride, 0, module.dilation)
+        return MaxPool2dSame(module.kernel_size, module.stride, 0, module.dilation)
     for name, child in list(module.named_children()):
         new = _convert(child)
         if new is not child:

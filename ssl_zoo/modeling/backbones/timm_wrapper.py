@@ -4,6 +4,7 @@ timm is imported lazily: it is slow to import and only needed for these names.
 """
 from __future__ import annotations
 
+import timm
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -30,8 +31,6 @@ def build_timm_backbone(model_name: str, *, bn_momentum: float = 0.1, bn_eps: fl
         bn_momentum, bn_eps: set on every BatchNorm of the model (PROTOCOLS.md s.2).
         **timm_kwargs: forwarded to ``timm.create_model`` (e.g. ``drop_path_rate``).
     """
-    import timm
-
     if not timm.is_model(model_name):
         raise KeyError(f"timm has no model named '{model_name}' (see timm.list_models()).")
     model = timm.create_model(model_name, pretrained=False, num_classes=0, **timm_kwargs)

@@ -15,11 +15,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ssl_zoo.modeling.losses import LOSS_REGISTRY
 from ssl_zoo.modeling.losses.ntxent import gather_rows, upcast
 
 
-@LOSS_REGISTRY.register()
 class BarlowTwinsLoss(nn.Module):
     """Cross-correlation to identity.
 

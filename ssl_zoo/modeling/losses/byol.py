@@ -12,7 +12,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssl_zoo.modeling.losses import LOSS_REGISTRY
 
 
 def normalized_mse(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -37,7 +36,6 @@ def normalized_mse(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     return 2.0 - 2.0 * cos
 
 
-@LOSS_REGISTRY.register()
 class BYOLLoss(nn.Module):
     """Symmetric BYOL loss: ``mean_b nmse(p1, sg(z2)) + mean_b nmse(p2, sg(z1))``.
 

@@ -14,11 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssl_zoo.modeling.losses import LOSS_REGISTRY
 from ssl_zoo.modeling.losses.ntxent import upcast
 
 
-@LOSS_REGISTRY.register()
 class InfoNCELoss(nn.Module):
     """Query / positive key / queue-of-negatives cross entropy.
 

@@ -12,11 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssl_zoo.modeling.losses import LOSS_REGISTRY
 from ssl_zoo.modeling.losses.ntxent import upcast
 
 
-@LOSS_REGISTRY.register()
 class NegativeCosineLoss(nn.Module):
     """``-(cos(p1, sg z2) + cos(p2, sg z1)) / 2``, each cosine averaged over the batch.
 

@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssl_zoo.modeling.losses import LOSS_REGISTRY
 from ssl_zoo.utils.comm import get_rank, get_world_size
 from ssl_zoo.utils.dist_ops import all_gather_with_grad
 
@@ -36,7 +35,6 @@ def gather_rows(x: torch.Tensor, gather: bool) -> Tuple[torch.Tensor, int]:
     return all_gather_with_grad(x), get_rank() * x.shape[0]
 
 
-@LOSS_REGISTRY.register()
 class NTXentLoss(nn.Module):
     """Normalised temperature-scaled cross entropy over both views of a (global) batch.
 

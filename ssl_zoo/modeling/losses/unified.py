@@ -22,11 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssl_zoo.modeling.losses import LOSS_REGISTRY
 from ssl_zoo.modeling.losses.ntxent import gather_rows, upcast
 
 
-@LOSS_REGISTRY.register()
 class UnifiedLoss(nn.Module):
     """``2 - InfoNCE^{alpha,beta}`` per direction, summed over both directions.
 

@@ -1,67 +1,50 @@
-"""Datasets: the in-memory image tensor dataset, a file-backed ImageFolder, and the name registry.
-
-Two kinds of dataset come out of :func:`build_dataset`:
+"""Dataset base classes: images held in memory as one tensor, and file-backed images decoded lazily.
 
 * :class:`InMemoryImageDataset` for small sets (CIFAR, the shipped built-in subset): all
   images decoded once into ``images: uint8 [N, 3, H, W]`` + ``targets: int64 [N]``. The
   "batched" training path gathers batches straight from these tensors (no DataLoader).
-* :class:`ImageFolderDataset` for large sets (ImageNet, any folder): decoded lazily in
-  DataLoader workers, with an explicit policy for unreadable files (shared with the other
-  file-backed set, ``catalog.FileListDataset``, through :class:`FileImageDataset`).
+* :class:`FileImageDataset` / :class:`ImageFolderDataset` for large sets (ImageNet, any
+  folder): decoded lazily in DataLoader workers, with an explicit policy for unreadable files.
 
-More names (file lists, STL-10, Imagenette) are registered in ``catalog.py``; subsets
-(``build_dataset(..., subset=SubsetSpec(...))``) are drawn in ``subset.py``.
-
-Names (``DATASET_REGISTRY``) resolve under a root: the explicit ``root`` argument, else
-``$SSL_ZOO_DATASETS``, else ``./datasets``. A missing directory raises ``FileNotFoundError``
-naming the full path tried and how to point ssl_zoo at the data.
+Both keep their kind under :meth:`subset` (the batched path needs ``.images``; file sets
+stay file-backed), so subsets, validation hold-outs and few-label splits are datasets too.
 """
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, List, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.datasets import ImageFolder
 
-from ssl_zoo.utils.registry import Registry
-
 __all__ = [
-    "DATASET_REGISTRY",
     "CORRUPT_POLICIES",
+    "ROOT_HINT",
     "UnreadableImageError",
     "InMemoryImageDataset",
     "FileImageDataset",
     "ImageFolderDataset",
     "corrupt_summary",
-    "build_dataset",
-    "resolve_root",
+    "require_dir",
+    "threaded_map",
 ]
 
-DATASET_REGISTRY = Registry("DATASET")
-DATASET_REGISTRY.__doc__ = """Named datasets: ``f(root, train, transform, corrupt_policy) -> Dataset``."""
-
 CORRUPT_POLICIES = ("fail", "skip")
-_ROOT_HINT = "set DATASETS.ROOT in the config or the SSL_ZOO_DATASETS environment variable"
+ROOT_HINT = "set DATASETS.ROOT in the config or the SSL_ZOO_DATASETS environment variable"
 
 
 class UnreadableImageError(RuntimeError):
     """An image file that PIL cannot decode (corrupt policy "fail"); the message names the file."""
 
 
-def resolve_root(root: Optional[str] = None) -> str:
-    """Dataset root: ``root`` if given and non-empty, else ``$SSL_ZOO_DATASETS``, else ``./datasets``."""
-    return os.path.abspath(os.path.expanduser(root or os.environ.get("SSL_ZOO_DATASETS") or "./datasets"))
-
-
-def _require_dir(path: str, what: str) -> str:
+def require_dir(path: str, what: str) -> str:
     if not os.path.isdir(path):
-        raise FileNotFoundError(f"{what}: directory not found: {path} ({_ROOT_HINT}, or pass a path).")
+        raise FileNotFoundError(f"{what}: directory not found: {path} ({ROOT_HINT}, or pass a path).")
     return path
 
 
@@ -105,6 +88,15 @@ class InMemoryImageDataset(Dataset):
         if self.transform is not None:
             img = self.transform(img)
         return img, int(self.targets[index])
+
+    def subset(self, indices: torch.Tensor) -> "InMemoryImageDataset":
+        """The images ``indices`` (int64 ``[M]``), still in memory, with ``subset_indices`` into this set."""
+        indices = torch.as_tensor(indices, dtype=torch.int64)
+        out = InMemoryImageDataset(self.images.index_select(0, indices), self.targets.index_select(0, indices),
+                                   self.classes, self.transform)
+        out.corrupt_files = list(self.corrupt_files)
+        out.subset_indices = indices
+        return out
 
     def __repr__(self) -> str:
         return (f"InMemoryImageDataset(n={len(self)}, size={self.image_size}, "
@@ -163,6 +155,14 @@ class FileImageDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    def subset(self, indices: torch.Tensor) -> "FileImageDataset":
+        """A shallow copy holding the samples ``indices`` (int64 ``[M]``), with ``subset_indices``."""
+        indices = torch.as_tensor(indices, dtype=torch.int64)
+        out = copy.copy(self)
+        out._set_samples([self.samples[i] for i in indices.tolist()])
+        out.subset_indices = indices
+        return out
 
     def _set_samples(self, samples: List[Tuple[str, int]]) -> None:
         self.samples = self.imgs = samples
@@ -229,116 +229,5 @@ class ImageFolderDataset(FileImageDataset, ImageFolder):
                  num_check_threads: Optional[int] = None) -> None:
         if corrupt_policy not in CORRUPT_POLICIES:
             raise ValueError(f"corrupt_policy must be one of {CORRUPT_POLICIES}, got {corrupt_policy!r}")
-        ImageFolder.__init__(self, _require_dir(root, "ImageFolder"), transform=transform)
+        ImageFolder.__init__(self, require_dir(root, "ImageFolder"), transform=transform)
         self._apply_corrupt_policy(corrupt_policy, num_check_threads)
-
-
-# ---------------------------------------------------------------------------- registry
-def _split_name(train: bool) -> str:
-    return "train" if train else "test"
-
-
-def _cifar(root: str, train: bool, transform, corrupt_policy: str, num_classes: int):
-    """Official python archive (root/cifar-10-batches-py, root/cifar-100-python) or an
-    ImageFolder copy (root/cifar{10,100}/{train,test}); both become in-memory datasets."""
-    from torchvision.datasets import CIFAR10, CIFAR100
-
-    cls, folder = (CIFAR10, "cifar-10-batches-py") if num_classes == 10 else (CIFAR100, "cifar-100-python")
-    if os.path.isdir(os.path.join(root, folder)):
-        ds = cls(root, train=train, download=False)
-        images = torch.from_numpy(np.ascontiguousarray(ds.data)).permute(0, 3, 1, 2)  # NHWC -> NCHW
-        return InMemoryImageDataset(images, torch.tensor(ds.targets), ds.classes, transform)
-    copy = os.path.join(root, f"cifar{num_classes}", _split_name(train))
-    if os.path.isdir(copy):
-        from ssl_zoo.data.builtin import load_image_folder_in_memory
-
-        return load_image_folder_in_memory(copy, transform=transform, corrupt_policy=corrupt_policy)
-    raise FileNotFoundError(
-        f"CIFAR-{num_classes}: neither {os.path.join(root, folder)} (official python archive, extracted) "
-        f"nor {copy} (ImageFolder copy) exists; {_ROOT_HINT}.")
-
-
-def _register_split_names(base: str, fn: Callable, train_suffix: str = "train", test_suffix: str = "test") -> None:
-    """Register ``base`` (split from the ``train`` argument) and ``base_<split>`` (split fixed)."""
-    DATASET_REGISTRY.register(fn, name=base)
-    DATASET_REGISTRY.register(lambda root, train, transform, policy: fn(root, True, transform, policy),
-                              name=f"{base}_{train_suffix}")
-    DATASET_REGISTRY.register(lambda root, train, transform, policy: fn(root, False, transform, policy),
-                              name=f"{base}_{test_suffix}")
-
-
-def _builtin_cifar10(root, train, transform, policy):
-    from ssl_zoo.data.builtin import load_builtin_cifar10
-
-    return load_builtin_cifar10(train=train, transform=transform)
-
-
-def _imagenet(root, train, transform, policy):
-    path = os.path.join(root, "imagenet", "train" if train else "val")
-    return ImageFolderDataset(_require_dir(path, "ImageNet (ImageFolder layout)"), transform, policy)
-
-
-_register_split_names("builtin_cifar10", _builtin_cifar10)
-_register_split_names("cifar10", lambda r, t, tr, p: _cifar(r, t, tr, p, 10))
-_register_split_names("cifar100", lambda r, t, tr, p: _cifar(r, t, tr, p, 100))
-_register_split_names("imagenet", _imagenet, test_suffix="val")
-
-
-def build_dataset(name_or_path: str, root: Optional[str] = None, train: bool = True,
-                  transform: Optional[Callable] = None, corrupt_policy: str = "fail", subset=None) -> Dataset:
-    """Build a dataset by registry name, ImageFolder path or file-list path.
-
-    Args:
-        name_or_path: a ``DATASET_REGISTRY`` name (``builtin_cifar10_train``, ``cifar10_test``,
-            ``cifar100_train``, ``imagenet_val``, ``stl10_unlabeled``, ``imagenette_val``, ...;
-            a bare ``cifar10`` takes the split from ``train``), the path of an existing
-            ImageFolder directory, or the path of a text file of ``<path> <label>`` lines
-            (:class:`~ssl_zoo.data.catalog.FileListDataset`; paths relative to an explicit
-            ``root``, else to the list's folder).
-        root: dataset root for names (see :func:`resolve_root`).
-        train: split for bare names; ignored for paths and names with a split suffix.
-        transform: applied to each PIL image in ``__getitem__``.
-        corrupt_policy: "fail" or "skip" (see :class:`FileImageDataset`).
-        subset: optional :class:`~ssl_zoo.data.subset.SubsetSpec`: keep a class-balanced,
-            seeded fraction or number of images per class (same kind of dataset, with
-            ``subset_indices`` into the full set).
-
-    Returns:
-        :class:`InMemoryImageDataset` (built-in, CIFAR, STL-10), :class:`ImageFolderDataset`
-        or :class:`~ssl_zoo.data.catalog.FileListDataset`.
-
-    Raises:
-        FileNotFoundError: the data directory is missing (the message names the full path).
-        KeyError: neither a known name nor an existing directory or file.
-    """
-    from ssl_zoo.data.subset import apply_subset
-
-    return apply_subset(_build_full_dataset(name_or_path, root, train, transform, corrupt_policy), subset)
-
-
-def _build_full_dataset(name_or_path: str, root: Optional[str], train: bool, transform: Optional[Callable],
-                        corrupt_policy: str) -> Dataset:
-    if corrupt_policy not in CORRUPT_POLICIES:
-        raise ValueError(f"corrupt_policy must be one of {CORRUPT_POLICIES}, got {corrupt_policy!r}")
-    if name_or_path in DATASET_REGISTRY:
-        return DATASET_REGISTRY.get(name_or_path)(resolve_root(root), train, transform, corrupt_policy)
-    if os.path.isdir(name_or_path):
-        return ImageFolderDataset(name_or_path, transform, corrupt_policy)
-    if os.path.isfile(name_or_path):
-        from ssl_zoo.data.catalog import FileListDataset
-
-        return FileListDataset(name_or_path, root or None, transform, corrupt_policy)
-    if os.sep in name_or_path or name_or_path.startswith("."):
-        raise FileNotFoundError(f"Dataset directory or file list not found: {os.path.abspath(name_or_path)} "
-                                f"(expected an ImageFolder root/<class>/<image> or a text file of "
-                                f"'<path> <label>' lines).")
-    try:
-        DATASET_REGISTRY.get(name_or_path)
-    except KeyError as e:  # neither a name nor a directory: say both
-        raise KeyError(f"{e.args[0]}; '{name_or_path}' is not an existing directory or file either "
-                       f"({os.path.abspath(name_or_path)}).") from None
-    raise AssertionError("unreachable")
-
-
-# Registers file lists, STL-10 and Imagenette (kept in their own module for size).
-from ssl_zoo.data import catalog as _catalog  # noqa: E402,F401  pylint: disable=wrong-import-position

@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from ssl_zoo.data.datasets import InMemoryImageDataset
 from ssl_zoo.data.samplers import mix_seed
 from ssl_zoo.data.transforms.batched import BatchedMultiViewAugment
+from ssl_zoo.data.transforms.pil import build_eval_transform, view_transform
 from ssl_zoo.data.transforms.presets import get_view_specs
 
 __all__ = ["LabelledSplit", "eval_resize", "Batch"]
@@ -109,8 +110,6 @@ class LabelledSplit:
                 idx = indices[start:start + batch_size]
                 yield self._centre_crop(self.dataset.images.index_select(0, idx)), self.targets[idx].to(self.device), idx
         else:
-            from ssl_zoo.data.transforms.pil import build_eval_transform
-
             yield from self._file_batches(indices.split(batch_size),
                                           build_eval_transform(self.image_size, self.resize, self.mean, self.std))
 
@@ -148,8 +147,6 @@ class LabelledSplit:
                 x = aug(self.dataset.images.index_select(0, idx).to(self.device), gen)[0]
                 yield x, self.targets[idx].to(self.device), idx
         else:
-            from ssl_zoo.data.transforms.pil import view_transform
-
             # Worker processes draw the crops with their own RNG (torch's DataLoader seeding).
             yield from self._file_batches(mine, view_transform(self.specs[0], self.mean, self.std))
 

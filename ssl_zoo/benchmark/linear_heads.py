@@ -22,9 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssl_zoo.evaluation.metrics import topk_correct
+from ssl_zoo.solver.schedules import cosine_factor
 from ssl_zoo.utils import comm
 
-__all__ = ["LinearHeads", "MultiLRSGD", "train_heads", "head_accuracy", "cosine_factor", "select_best"]
+__all__ = ["LinearHeads", "MultiLRSGD", "train_heads", "head_accuracy", "select_best"]
 
 # (features [b, D] float, labels [b] int64, sample weights [H, b] (1 = train on it) or None = all)
 HeadBatch = Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]
@@ -89,11 +90,6 @@ class MultiLRSGD:
                 g = g.add(buf, alpha=self.momentum) if self.nesterov else buf
             lr = (self.base_lrs.to(p.device) * lr_factor).view(-1, *([1] * (p.dim() - 1)))
             p.sub_(lr * g)
-
-
-def cosine_factor(step: int, total: int) -> float:
-    """``0.5 (1 + cos(pi step / total))``: 1 at step 0, 0 at the end."""
-    return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
 
 
 def train_heads(heads: LinearHeads, lrs: Sequence[float], epoch_batches: Callable[[int], Iterable[HeadBatch]],

@@ -1,4 +1,5 @@
-"""Backbone weights for evaluation, from wherever they come (``tools/benchmark.py --weights``).
+"""Backbone weights from wherever they come: the one loader behind ``tools/benchmark.py --weights``
+and ``tools/train_net.py``'s ``MODEL.WEIGHTS`` (warm starts).
 
 Accepted sources (:func:`load_weights`):
 
@@ -24,14 +25,17 @@ import os
 import re
 from typing import Dict, List, Optional, Tuple
 
+import timm
 import torch
 from torch import nn
+from torchvision import models
 
 from ssl_zoo.checkpoint.checkpointer import load_file, strip_prefixes
+from ssl_zoo.model_zoo import get_state_dict, list_models
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["load_weights", "match_backbone_state", "load_backbone_for_eval", "RANDOM_INIT"]
+__all__ = ["load_weights", "match_backbone_state", "load_backbone_weights", "RANDOM_INIT"]
 
 RANDOM_INIT = "random"
 # A prefix containing one of these names belongs to a copy of the network that is not the
@@ -69,16 +73,12 @@ def load_weights(spec: str) -> Tuple[Optional[Dict[str, torch.Tensor]], str]:
     if spec.startswith("torchvision:"):
         return _torchvision_weights(spec[len("torchvision:"):]), spec
     if spec.startswith("timm:"):
-        import timm
-
         model = timm.create_model(spec[len("timm:"):], pretrained=True, num_classes=0)
         return model.state_dict(), spec
     if os.path.isfile(spec):
         return _unwrap_container(load_file(spec)), os.path.abspath(spec)
-    import ssl_zoo.model_zoo as zoo
-
-    if spec in zoo.list_models():
-        return zoo.get_state_dict(spec), f"model zoo '{spec}'"
+    if spec in list_models():
+        return get_state_dict(spec), f"model zoo '{spec}'"
     raise FileNotFoundError(
         f"--weights '{spec}' is not a file ({os.path.abspath(spec)}), not a model-zoo name "
         f"(`python tools/model_zoo.py list`), and has no 'torchvision:' / 'timm:' prefix; "
@@ -87,8 +87,6 @@ def load_weights(spec: str) -> Tuple[Optional[Dict[str, torch.Tensor]], str]:
 
 def _torchvision_weights(name: str) -> Dict[str, torch.Tensor]:
     """``resnet50`` (DEFAULT weights) or ``ResNet50_Weights.IMAGENET1K_V2`` -> state dict."""
-    from torchvision import models
-
     try:
         weights = models.get_weight(name) if "." in name else models.get_model_weights(name).DEFAULT
     except (ValueError, KeyError, AttributeError) as e:
@@ -147,11 +145,15 @@ def match_backbone_state(state: Dict[str, torch.Tensor], model: nn.Module,
     return picked, prefix
 
 
-def load_backbone_for_eval(model: nn.Module, spec: str) -> str:
-    """Fill ``model`` (a backbone) from ``--weights spec``; returns a description for reports."""
+def load_backbone_weights(model: nn.Module, spec: str) -> str:
+    """Fill ``model`` (a backbone) from ``spec`` (see :func:`load_weights`); returns a description for reports.
+
+    Raises:
+        ValueError: the weights leave a backbone tensor uninitialised or mis-shaped.
+    """
     state, description = load_weights(spec)
     if state is None:
-        logger.info("Evaluating the backbone at random initialisation (--weights random)")
+        logger.info("Backbone left at its random initialisation (weights: random)")
         return description
     picked, prefix = match_backbone_state(state, model, source=description)
     model.load_state_dict(picked, strict=False)  # only num_batches_tracked may be absent

@@ -1,4 +1,4 @@
-"""Learning-rate schedules as pure functions of the optimizer step.
+"""Schedules as pure functions of the optimizer step: learning rates and EMA decay rates (tau).
 
 Every schedule in ``LR_SCHEDULER_REGISTRY`` has the signature
 ``f(step, max_steps, warmup_steps, peak_lr, **kw) -> lr`` and no state, so a resumed run
@@ -14,6 +14,7 @@ during warm-up, then ``peak * (1 + cos(pi * (step - warmup) / (K - warmup))) / 2
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 from typing import Sequence
 
@@ -21,6 +22,18 @@ from ssl_zoo.utils.registry import Registry
 
 # Pure functions ``f(step, max_steps, warmup_steps, peak_lr, **kw) -> float``.
 LR_SCHEDULER_REGISTRY = Registry("LR_SCHEDULER")
+# Pure functions ``f(step, max_steps, base) -> tau`` of the EMA target / key network.
+MOMENTUM_SCHEDULE_REGISTRY = Registry("MOMENTUM_SCHEDULE")
+
+
+def cosine_factor(step: float, total: float) -> float:
+    """``(1 + cos(pi step / total)) / 2``: 1 at step 0, 0 at ``total`` and after (``total <= 0``: 0).
+
+    The half-cosine shared by the lr decay, BYOL's tau schedule and the evaluation heads.
+    """
+    if total <= 0:
+        return 0.0
+    return (math.cos(math.pi * min(step, total) / total) + 1.0) / 2.0
 
 
 def total_steps(epochs: float, num_images: int, batch_size: int) -> int:
@@ -65,8 +78,7 @@ def warmup_cosine(step: int, max_steps: int, warmup_steps: int, peak_lr: float, 
     decay_steps = max_steps - warmup_steps
     if decay_steps <= 0:
         return peak_lr if step < max_steps else final_lr
-    progress = min(step - warmup_steps, decay_steps) / decay_steps
-    return final_lr + (peak_lr - final_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return final_lr + (peak_lr - final_lr) * cosine_factor(step - warmup_steps, decay_steps)
 
 
 @LR_SCHEDULER_REGISTRY.register(name="warmup_step")
@@ -92,3 +104,26 @@ def warmup_step(
     if step < warmup_steps:
         return _linear_warmup(step, warmup_steps, peak_lr)
     return peak_lr * gamma ** bisect.bisect_right(sorted(milestones), step)
+
+
+@MOMENTUM_SCHEDULE_REGISTRY.register(name="cosine")
+def cosine_momentum(step: int, max_steps: int, base: float) -> float:
+    """BYOL's ``tau = 1 - (1 - base) (cos(pi k / K) + 1) / 2``: ``base`` at k=0, 1 at k=K.
+
+    ``step`` is clamped to ``[0, max_steps]``; ``max_steps <= 0`` gives ``base``.
+    """
+    if max_steps <= 0:
+        return float(base)
+    return 1.0 - (1.0 - base) * cosine_factor(max(step, 0), max_steps)
+
+
+@MOMENTUM_SCHEDULE_REGISTRY.register(name="constant")
+def constant_momentum(step: int, max_steps: int, base: float) -> float:
+    """``tau = base`` at every step (MoCo's fixed 0.999; BYOL ablations, PROTOCOLS.md s.7)."""
+    return float(base)
+
+
+def build_momentum_schedule(name: str, base: float):
+    """``(step, max_steps) -> tau`` of the schedule registered as ``name`` ("cosine" or "constant")."""
+    fn = MOMENTUM_SCHEDULE_REGISTRY.get(name)
+    return functools.partial(fn, base=float(base))

@@ -1,4 +1,4 @@
-"""The shipped CIFAR-10 subset and in-memory decoding of small JPEG/PNG folders, with an .npz cache.
+"""In-memory decoding of small image sets (a JPEG/PNG folder, the shipped CIFAR-10 subset), with an .npz cache.
 
 ``ssl_zoo/data/builtin/cifar10_5k.zip`` (built by ``tools/make_builtin_dataset.py``) holds
 5,000 train + 1,000 test CIFAR-10 images (Krizhevsky 2009), 500 / 100 per class, as the
@@ -22,19 +22,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ssl_zoo.utils.file_io import file_digest
-from ssl_zoo.data.datasets import (CORRUPT_POLICIES, InMemoryImageDataset, UnreadableImageError,
-                                   _require_dir, threaded_map)
+from ssl_zoo.data.datasets.base import (CORRUPT_POLICIES, InMemoryImageDataset, UnreadableImageError, require_dir,
+                                        threaded_map)
+from ssl_zoo.utils.file_io import cache_dir, file_digest
 
-__all__ = ["BUILTIN_ZIP", "cache_dir", "decode_images", "load_builtin_cifar10", "load_image_folder_in_memory"]
+__all__ = ["BUILTIN_ZIP", "IMAGE_EXTENSIONS", "decode_images", "load_builtin_cifar10", "load_image_folder_in_memory"]
 
-BUILTIN_ZIP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "builtin", "cifar10_5k.zip")
-_IMG_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff")
-
-
-def cache_dir() -> str:
-    """``$SSL_ZOO_CACHE`` if set, else ``~/.cache/ssl_zoo``."""
-    return os.path.expanduser(os.environ.get("SSL_ZOO_CACHE") or os.path.join("~", ".cache", "ssl_zoo"))
+# ssl_zoo/data/builtin/cifar10_5k.zip (package data)
+BUILTIN_ZIP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "builtin", "cifar10_5k.zip")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff")
 
 
 def _decode_one(blob: bytes) -> np.ndarray:
@@ -134,7 +130,7 @@ def load_builtin_cifar10(train: bool = True, transform: Optional[Callable] = Non
                 entries = []
                 for name in zf.namelist():
                     parts = name.split("/")
-                    if len(parts) == 3 and parts[0] == split and parts[2].lower().endswith(_IMG_EXT):
+                    if len(parts) == 3 and parts[0] == split and parts[2].lower().endswith(IMAGE_EXTENSIONS):
                         entries.append((parts[1], f"{zip_path}:{name}", zf.read(name)))
                 out.update(_split_arrays(entries, f"{split}_"))
         return out
@@ -152,11 +148,11 @@ def load_image_folder_in_memory(root: str, transform: Optional[Callable] = None,
     """
     if corrupt_policy not in CORRUPT_POLICIES:
         raise ValueError(f"corrupt_policy must be one of {CORRUPT_POLICIES}, got {corrupt_policy!r}")
-    root = os.path.abspath(_require_dir(root, "ImageFolder"))
+    root = os.path.abspath(require_dir(root, "ImageFolder"))
     files = []
     for cls in sorted(d.name for d in os.scandir(root) if d.is_dir()):
         for dirpath, _, names in sorted(os.walk(os.path.join(root, cls), followlinks=True)):
-            files += [(cls, os.path.join(dirpath, n)) for n in sorted(names) if n.lower().endswith(_IMG_EXT)]
+            files += [(cls, os.path.join(dirpath, n)) for n in sorted(names) if n.lower().endswith(IMAGE_EXTENSIONS)]
     if not files:
         raise FileNotFoundError(f"No images found in class folders under {root}")
     h = hashlib.sha256(f"{root}|{corrupt_policy}".encode())
