@@ -83,7 +83,7 @@ class LabelledSplit:
         self.resize = eval_resize(self.image_size, crop_fraction)
         self.device, self.num_workers, self.seed = device, int(num_workers), int(seed)
         self.rank, self.world_size = int(rank), int(world_size)
-        self.specs = get_view_specs(train_preset, self.image_size, {})
+        self.specs = get_view_specs(train_preset, self.image_size)
         if len(self.specs) != 1:
             raise ValueError(f"evaluation training needs a one-view preset, '{train_preset}' has {len(self.specs)}")
         self.in_memory = isinstance(dataset, InMemoryImageDataset)

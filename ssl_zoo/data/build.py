@@ -34,10 +34,11 @@ meaningful for finite loaders; ``iters_per_epoch = num_images // IMS_PER_BATCH``
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -49,12 +50,12 @@ from ssl_zoo.data.samplers import InfiniteBatchSampler, SeededDataset, mix_seed
 from ssl_zoo.data.subset import subset_from_cfg
 from ssl_zoo.data.transforms.batched import BatchedMultiViewAugment
 from ssl_zoo.data.transforms.pil import CropOnlyTransform, MultiViewPILTransform, build_eval_transform
-from ssl_zoo.data.transforms.presets import get_view_specs
+from ssl_zoo.data.transforms.presets import ViewSpec, get_view_specs
 from ssl_zoo.utils import comm
 from ssl_zoo.utils.env import get_device
 
 __all__ = ["TrainData", "build_train_loader", "make_train_data", "build_eval_loader", "make_eval_loader",
-           "InMemoryEvalLoader"]
+           "InMemoryEvalLoader", "apply_overrides", "view_specs_from_cfg"]
 
 Batch = Tuple[Any, torch.Tensor]
 # In-memory sets up to this size are copied to the GPU once for path (b) (CIFAR-10: 150 MB).
@@ -154,6 +155,74 @@ def make_train_data(dataset: Dataset, *, specs: Sequence[Any], backend: str,
     return TrainData(iter(loader), batch_transform, **common)
 
 
+# ---------------------------------------------------------------------------- augmentation config
+# Config key -> (ViewSpec field(s), per_view). Per-view keys take one value per view (a
+# scalar is broadcast to all views); the others take one tuple applied to every view.
+_PER_VIEW_KEYS = {
+    "FLIP_PROB": "flip_prob",
+    "JITTER_PROB": "jitter_prob",
+    "GRAYSCALE_PROB": "grayscale_prob",
+    "BLUR_PROB": "blur_prob",
+    "SOLARIZE_PROB": "solarize_prob",
+}
+_SHARED_KEYS = {
+    "CROP_SCALE": ("crop_scale",),
+    "CROP_RATIO": ("crop_ratio",),
+    "BLUR_SIGMA": ("blur_sigma",),
+    "JITTER_STRENGTH": ("brightness", "contrast", "saturation", "hue"),
+}
+
+
+def _per_view_values(key: str, value: Any, num_views: int) -> List[float]:
+    if isinstance(value, (int, float)):
+        return [float(value)] * num_views
+    values = [float(v) for v in value]
+    if len(values) != num_views:
+        raise ValueError(f"INPUT.AUG.{key} needs {num_views} values (one per view), got {values}")
+    return values
+
+
+def apply_overrides(specs: Sequence[ViewSpec], overrides: Optional[Mapping[str, Any]]) -> List[ViewSpec]:
+    """Return ``specs`` with the non-None ``overrides`` (``INPUT.AUG.*`` keys) applied.
+
+    Args:
+        specs: one ViewSpec per view.
+        overrides: e.g. ``{"GRAYSCALE_PROB": (0, 0), "CROP_SCALE": (0.2, 1.0)}``; keys are
+            case-insensitive, None values keep the preset.
+
+    Raises:
+        KeyError: on an unknown key (a typo must not silently keep the preset).
+    """
+    specs = list(specs)
+    for raw_key, value in (overrides or {}).items():
+        key = raw_key.upper()
+        if value is None:
+            continue
+        if key in _PER_VIEW_KEYS:
+            attr = _PER_VIEW_KEYS[key]
+            values = _per_view_values(key, value, len(specs))
+            specs = [dataclasses.replace(s, **{attr: v}) for s, v in zip(specs, values)]
+        elif key in _SHARED_KEYS:
+            fields = _SHARED_KEYS[key]
+            if len(fields) == 1:
+                update = {fields[0]: tuple(float(v) for v in value)}
+            else:
+                values = [float(v) for v in value]
+                if len(values) != len(fields):
+                    raise ValueError(f"INPUT.AUG.{key} needs {len(fields)} values {fields}, got {values}")
+                update = dict(zip(fields, values))
+            specs = [dataclasses.replace(s, **update) for s in specs]
+        else:
+            known = sorted(_PER_VIEW_KEYS) + sorted(_SHARED_KEYS)
+            raise KeyError(f"Unknown augmentation override '{raw_key}'. Known: {', '.join(known)}")
+    return specs
+
+
+def view_specs_from_cfg(cfg) -> List[ViewSpec]:
+    """``INPUT.AUG_PRESET``, ``INPUT.IMAGE_SIZE`` and ``INPUT.AUG.*`` -> list[ViewSpec]."""
+    return apply_overrides(get_view_specs(cfg.INPUT.AUG_PRESET, cfg.INPUT.IMAGE_SIZE), dict(cfg.INPUT.AUG))
+
+
 def _resolve_seed(seed: int) -> int:
     if seed >= 0:
         return int(seed)
@@ -175,7 +244,7 @@ def build_train_loader(cfg, start_iter: int = 0) -> TrainData:
         cfg: config node.
         start_iter: first iteration the iterator yields (resume point).
     """
-    specs = get_view_specs(cfg.INPUT.AUG_PRESET, cfg.INPUT.IMAGE_SIZE, dict(cfg.INPUT.AUG))
+    specs = view_specs_from_cfg(cfg)
     dataset = build_dataset(cfg.DATASETS.TRAIN, root=cfg.DATASETS.ROOT, train=True,
                             corrupt_policy=cfg.DATASETS.CORRUPT_POLICY, subset=subset_from_cfg(cfg))
     return make_train_data(

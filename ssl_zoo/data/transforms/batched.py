@@ -12,7 +12,8 @@ parameter drawn per sample from an explicit ``torch.Generator``:
     resize runs on cache-sized chunks of samples, and ops whose probability is < 1 only
     touch the samples that draw them.
 
-The kernels live in ``functional.py`` and equal torchvision's tensor ops per sample. The
+The kernels live in ``geometry.py`` (crop boxes, resize), ``colour.py`` (jitter, grayscale,
+solarize) and ``filters.py`` (blur) and equal torchvision's tensor ops per sample. The
 PIL reference (``pil.MultiViewPILTransform``) differs only by PIL's 8-bit arithmetic: it
 rounds to uint8 after the resize (two passes) and after every colour op, its grayscale
 ("L") uses 299/587/114 / 1000, contrast uses the rounded gray mean, and hue is shifted on
@@ -28,18 +29,17 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
-from . import functional as TF
+from .colour import JITTER_OPS, color_jitter, rgb_to_grayscale, solarize
+from .filters import gaussian_blur
+from .geometry import resized_crop, resized_crop_per_sample, sample_resized_crop_params, sparse_resize_pays
+from .per_sample import apply_where
 from .presets import ViewSpec
 
-__all__ = ["ViewParams", "sample_view_params", "augment_view", "BatchedMultiViewAugment",
-           "batched_augment_from_cfg", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = ["ViewParams", "sample_view_params", "augment_view", "BatchedMultiViewAugment", "IMAGENET_MEAN",
+           "IMAGENET_STD"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-# Colour-jitter op ids, as in torchvision's ColorJitter (fn_idx 0..3).
-_BRIGHTNESS, _CONTRAST, _SATURATION, _HUE = range(4)
-_JITTER_NAMES = ("brightness", "contrast", "saturation", "hue")
 
 
 @dataclass
@@ -99,7 +99,7 @@ def sample_view_params(
         device = generator.device if generator is not None else torch.device("cpu")
     boxes = None
     if image_hw is not None:
-        boxes = TF.sample_resized_crop_params(batch_size, image_hw[0], image_hw[1], spec.crop_scale,
+        boxes = sample_resized_crop_params(batch_size, image_hw[0], image_hw[1], spec.crop_scale,
                                               spec.crop_ratio, generator=generator, device=device)
     u = torch.rand(batch_size, 6, generator=generator, device=device)
     ranges = spec.jitter_ranges()
@@ -120,22 +120,6 @@ def sample_view_params(
         sigma=sigma,
         solarize=u[:, 4] < spec.solarize_prob,
     )
-
-
-def _apply_where(x: Tensor, mask: Tensor, fn) -> Tensor:
-    """``x[mask] = fn(x[mask], idx)`` without touching the other samples; returns x.
-
-    The indices are computed on ``mask``'s device (CPU when the generator is on CPU, so
-    no device sync) and only the selected samples are processed.
-    """
-    idx = mask.nonzero().squeeze(1)
-    n = idx.numel()
-    if n == 0:
-        return x
-    if n == x.shape[0]:
-        return fn(x, idx)
-    idx_dev = idx.to(x.device)
-    return x.index_copy_(0, idx_dev, fn(x.index_select(0, idx_dev), idx))
 
 
 # On the CPU the elementwise ops are memory-bound: each one streams the batch through memory.
@@ -169,12 +153,12 @@ def augment_view(x: Tensor, spec: ViewSpec, params: ViewParams, mean: Optional[S
     owned = False  # whether x is a fresh tensor that the ops may overwrite
     flipped = params.boxes is not None
     if params.boxes is not None:
-        if x.dtype == torch.uint8 and TF.sparse_resize_pays(x, spec.size):
+        if x.dtype == torch.uint8 and sparse_resize_pays(x, spec.size):
             # Slice each box and resize it in uint8 (PIL-like rounding, as the workers'
             # CropOnlyTransform): only the S x S crops are converted to float, chunk by chunk.
-            x = TF.resized_crop_per_sample(x, params.boxes, spec.size, spec.interpolation, flip=params.flip)
+            x = resized_crop_per_sample(x, params.boxes, spec.size, spec.interpolation, flip=params.flip)
         else:
-            x = TF.resized_crop(_to_float(x) if x.dtype == torch.uint8 else x, params.boxes, spec.size,
+            x = resized_crop(_to_float(x) if x.dtype == torch.uint8 else x, params.boxes, spec.size,
                                 spec.interpolation, flip=params.flip)
             x, owned = x.clamp_(0.0, 1.0), True  # bicubic overshoot; PIL clips to uint8 as well
     elif x.shape[-2:] != (spec.size, spec.size):
@@ -188,7 +172,7 @@ def augment_view(x: Tensor, spec: ViewSpec, params: ViewParams, mean: Optional[S
         norm = (torch.tensor(mean, dtype=out.dtype, device=out.device).view(1, -1, 1, 1),
                 torch.tensor(std, dtype=out.dtype, device=out.device).view(1, -1, 1, 1))
     ranges = spec.jitter_ranges()
-    enabled = torch.tensor([ranges[name] is not None for name in _JITTER_NAMES], device=params.order.device)
+    enabled = torch.tensor([ranges[name] is not None for name in JITTER_OPS], device=params.order.device)
     step = _chunk_size(batch, spec.size, x.device)
     for start in range(0, batch, step):
         sl = slice(start, start + step)
@@ -198,7 +182,7 @@ def augment_view(x: Tensor, spec: ViewSpec, params: ViewParams, mean: Optional[S
             xc = x[sl] if owned else x[sl].clone()  # the ops below work in place
         p = params[sl]
         if not flipped:
-            xc = _apply_where(xc, p.flip, lambda xs, idx: xs.flip(-1))
+            xc = apply_where(xc, p.flip, lambda xs, idx: xs.flip(-1))
         xc = _colour_blur_solarize(xc, spec, p, enabled)
         if norm is None:
             out[sl] = xc
@@ -209,29 +193,16 @@ def augment_view(x: Tensor, spec: ViewSpec, params: ViewParams, mean: Optional[S
 
 def _colour_blur_solarize(x: Tensor, spec: ViewSpec, params: ViewParams, enabled: Tensor) -> Tensor:
     """Jitter, grayscale, blur and solarize of a float batch that may be overwritten."""
-    # Colour jitter, vectorised over the per-sample random order: in slot k every jittered
-    # sample gets op order[b, k]. Brightness/contrast/saturation are all blends, done in
-    # one pass with per-sample (factor, op) (factor 1 = untouched); the costly hue goes
-    # through the subset of samples whose slot-k op is hue.
-    if bool(params.jitter.any()):
-        for slot in range(4):
-            op = params.order[:, slot]
-            active = params.jitter & enabled[op]
-            blend = active & (op != _HUE)
-            if bool(blend.any()):
-                factor = torch.where(blend, params.factors.gather(1, op[:, None]).squeeze(1), 1.0)
-                x = TF.adjust_brightness_contrast_saturation(x, factor, op.clamp(max=_SATURATION), inplace=True)
-            x = _apply_where(x, active & (op == _HUE), lambda xs, idx: TF.adjust_hue(xs, params.factors[idx, _HUE]))
-
-    x = _apply_where(x, params.grayscale, lambda xs, idx: xs.copy_(TF.rgb_to_grayscale(xs).expand(-1, 3, -1, -1)))
+    x = color_jitter(x, params.jitter, params.factors, params.order, enabled)
+    x = apply_where(x, params.grayscale, lambda xs, idx: xs.copy_(rgb_to_grayscale(xs).expand(-1, 3, -1, -1)))
 
     # Reflect padding needs K // 2 < side; only tiny images hit this guard.
     k = min(spec.blur_kernel_size, 2 * spec.size - 1)
     if k % 2 == 0:
         k -= 1
-    x = _apply_where(x, params.blur, lambda xs, idx: TF.gaussian_blur(xs, k, params.sigma[idx]))
+    x = apply_where(x, params.blur, lambda xs, idx: gaussian_blur(xs, k, params.sigma[idx]))
     # Solarize at 0.5 is min(x, 1 - x), only on the selected samples.
-    return _apply_where(x, params.solarize, lambda xs, idx: TF.solarize(xs, 0.5))
+    return apply_where(x, params.solarize, lambda xs, idx: solarize(xs, 0.5))
 
 
 def _to_float(images: Tensor) -> Tensor:
@@ -258,7 +229,7 @@ class BatchedMultiViewAugment:
         Returns a list of V float ``[B, 3, S, S]`` normalised tensors on the input's device.
 
     Examples:
-        >>> aug = BatchedMultiViewAugment(get_view_specs("byol_cifar", 32, {}))
+        >>> aug = BatchedMultiViewAugment(get_view_specs("byol_cifar", 32))
         >>> v1, v2 = aug(uint8_images, torch.Generator().manual_seed(0))
     """
 
@@ -296,7 +267,7 @@ class BatchedMultiViewAugment:
             batch, image_hw = images.shape[0], tuple(images.shape[-2:])
             # Large uint8 images stay uint8 (each box is sliced and resized alone); otherwise the
             # batch is converted to float once and shared by the views' dense resizes.
-            sparse = [images.dtype == torch.uint8 and TF.sparse_resize_pays(images, s.size) for s in self.specs]
+            sparse = [images.dtype == torch.uint8 and sparse_resize_pays(images, s.size) for s in self.specs]
             shared = None if all(sparse) else _to_float(images)
             sources = [images if sp else shared for sp in sparse]
         else:
@@ -339,9 +310,3 @@ class BatchedMultiViewAugment:
         views = "\n  ".join(repr(s) for s in self.specs)
         return f"{type(self).__name__}(crop={self.crop}, mean={self.mean}, std={self.std},\n  {views})"
 
-
-def batched_augment_from_cfg(cfg, crop: bool = True) -> BatchedMultiViewAugment:
-    """``INPUT.*`` -> BatchedMultiViewAugment (``crop`` is decided by the data loader)."""
-    from .presets import view_specs_from_cfg
-
-    return BatchedMultiViewAugment(view_specs_from_cfg(cfg), cfg.INPUT.MEAN, cfg.INPUT.STD, crop=crop)

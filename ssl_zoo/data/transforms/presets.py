@@ -8,11 +8,11 @@ A preset is a small function ``(image_size) -> list[ViewSpec]`` registered in
   per-sample random parameters (the fast path).
 
 Ablations (BYOL Sec. 5 / App. F, PROTOCOLS.md s.7: "no grayscale", "crop only", ...)
-are config overrides of a preset (``INPUT.AUG.*`` -> ``get_view_specs(overrides=...)``),
-not new code.
+are config overrides of a preset (``INPUT.AUG.*``, applied to the specs by the config adapter
+``ssl_zoo.data.build.view_specs_from_cfg``), not new code.
 
 Examples:
-    >>> specs = get_view_specs("byol", 224, {"SOLARIZE_PROB": (0.0, 0.0)})
+    >>> specs = get_view_specs("byol", 224)
     >>> [s.blur_prob for s in specs]
     [1.0, 0.1]
 """
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ssl_zoo.utils.registry import Registry
 
@@ -28,7 +28,6 @@ __all__ = [
     "ViewSpec",
     "AUGMENTATION_REGISTRY",
     "get_view_specs",
-    "view_specs_from_cfg",
     "blur_kernel_size",
     "multi_crop",
 ]
@@ -273,85 +272,18 @@ def byol_multicrop(image_size: int = 224) -> List[ViewSpec]:
     return multi_crop(byol(image_size), num_local=6, local_size=local_size)
 
 
-# ---------------------------------------------------------------------------- overrides
+def get_view_specs(name: str, image_size: int) -> List[ViewSpec]:
+    """Build the preset ``name`` at ``image_size``.
 
-# Config key -> (ViewSpec field(s), per_view). Per-view keys take one value per view (a
-# scalar is broadcast to all views); the others take one tuple applied to every view.
-_PER_VIEW_KEYS = {
-    "FLIP_PROB": "flip_prob",
-    "JITTER_PROB": "jitter_prob",
-    "GRAYSCALE_PROB": "grayscale_prob",
-    "BLUR_PROB": "blur_prob",
-    "SOLARIZE_PROB": "solarize_prob",
-}
-_SHARED_KEYS = {
-    "CROP_SCALE": ("crop_scale",),
-    "CROP_RATIO": ("crop_ratio",),
-    "BLUR_SIGMA": ("blur_sigma",),
-    "JITTER_STRENGTH": ("brightness", "contrast", "saturation", "hue"),
-}
-
-
-def _per_view_values(key: str, value: Any, num_views: int) -> List[float]:
-    if isinstance(value, (int, float)):
-        return [float(value)] * num_views
-    values = [float(v) for v in value]
-    if len(values) != num_views:
-        raise ValueError(f"INPUT.AUG.{key} needs {num_views} values (one per view), got {values}")
-    return values
-
-
-def apply_overrides(specs: Sequence[ViewSpec], overrides: Optional[Mapping[str, Any]]) -> List[ViewSpec]:
-    """Return ``specs`` with the non-None ``overrides`` (``INPUT.AUG.*`` keys) applied.
-
-    Args:
-        specs: one ViewSpec per view.
-        overrides: e.g. ``{"GRAYSCALE_PROB": (0, 0), "CROP_SCALE": (0.2, 1.0)}``; keys are
-            case-insensitive, None values keep the preset.
-
-    Raises:
-        KeyError: on an unknown key (a typo must not silently keep the preset).
-    """
-    specs = list(specs)
-    for raw_key, value in (overrides or {}).items():
-        key = raw_key.upper()
-        if value is None:
-            continue
-        if key in _PER_VIEW_KEYS:
-            field = _PER_VIEW_KEYS[key]
-            values = _per_view_values(key, value, len(specs))
-            specs = [dataclasses.replace(s, **{field: v}) for s, v in zip(specs, values)]
-        elif key in _SHARED_KEYS:
-            fields = _SHARED_KEYS[key]
-            if len(fields) == 1:
-                update = {fields[0]: tuple(float(v) for v in value)}
-            else:
-                values = [float(v) for v in value]
-                if len(values) != len(fields):
-                    raise ValueError(f"INPUT.AUG.{key} needs {len(fields)} values {fields}, got {values}")
-                update = dict(zip(fields, values))
-            specs = [dataclasses.replace(s, **update) for s in specs]
-        else:
-            known = sorted(_PER_VIEW_KEYS) + sorted(_SHARED_KEYS)
-            raise KeyError(f"Unknown augmentation override '{raw_key}'. Known: {', '.join(known)}")
-    return specs
-
-
-def get_view_specs(name: str, image_size: int, overrides: Optional[Mapping[str, Any]] = None) -> List[ViewSpec]:
-    """Build the preset ``name`` at ``image_size`` and apply config ``overrides``.
+    Config overrides (``INPUT.AUG.*``) are applied by the config adapter,
+    ``ssl_zoo.data.build.view_specs_from_cfg``; this module only knows ViewSpecs.
 
     Args:
         name: key of ``AUGMENTATION_REGISTRY`` ("byol", "byol_cifar", "simclr", ...).
         image_size: side of the square output crops.
-        overrides: ``INPUT.AUG``-style dict (see ``apply_overrides``).
 
     Returns:
         One ``ViewSpec`` per view.
     """
     preset: Callable[[int], List[ViewSpec]] = AUGMENTATION_REGISTRY.get(name)
-    return apply_overrides(preset(int(image_size)), overrides)
-
-
-def view_specs_from_cfg(cfg) -> List[ViewSpec]:
-    """``INPUT.AUG_PRESET``, ``INPUT.IMAGE_SIZE`` and ``INPUT.AUG.*`` -> list[ViewSpec]."""
-    return get_view_specs(cfg.INPUT.AUG_PRESET, cfg.INPUT.IMAGE_SIZE, dict(cfg.INPUT.AUG))
+    return preset(int(image_size))
