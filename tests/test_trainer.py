@@ -371,7 +371,7 @@ def test_build_trainer_end_to_end_with_stub_parts(tmp_path, monkeypatch):
     assert trainer.start_iter == 6 and starts == [0, 12]  # loader resumes at 6 steps x 2 micro-batches
     trainer.train()
     losses, lines = _losses(out)
-    assert [i for i, _ in losses] == [2, 4, 6, 8]
+    assert [i for i, _ in losses] == [2, 3, 4, 6, 8]  # LOG.PERIOD 2, plus the checkpoint step 3
     knn_iters = [r["iteration"] for r in lines if "knn_top1_k5" in r]
     assert knn_iters == [0, 3, 6, 8]
     assert json.load(open(os.path.join(out, "summary.json")))["iterations"] == 8
