@@ -250,12 +250,12 @@ def test_mixed_precision_runs_and_saves_scaler_state(amp_dtype):
 
 
 @contextlib.contextmanager
-def _hook_log_records(level=logging.INFO):
-    """Collects the ``ssl_zoo.engine.hooks`` log records at ``level`` and above into a list."""
+def _hook_log_records(level=logging.INFO, name="ssl_zoo.engine.hooks"):
+    """Collects the log records of logger ``name`` (default the hooks') at ``level`` and above into a list."""
     records = []
     handler = logging.Handler()
     handler.emit = records.append
-    hook_logger = logging.getLogger("ssl_zoo.engine.hooks")
+    hook_logger = logging.getLogger(name)
     old_level = hook_logger.level
     hook_logger.addHandler(handler)
     hook_logger.setLevel(level)
