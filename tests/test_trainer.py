@@ -103,12 +103,14 @@ def build_toy_trainer(out, *, resume=False, max_iter=20, period=5, extra_hooks=(
     model = ToyMethod(dropout=0.2, nan_at_index=nan_at_index)
     opt = torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9)
     ckpt = Checkpointer(out, model, opt)
-    state = ckpt.load(ckpt.get_checkpoint_file()) if resume and ckpt.has_checkpoint() else {}
+    found, data = ckpt.find_resumable() if resume else ("", None)  # as build_trainer: pointer, else newest loadable
+    state = ckpt.load(found, data=data) if found else {}
     data = ToyData(seed=1, start=state.get("iteration", 0))
     hooks = [LRScheduler(_cosine),
              KNNMonitor(None, _labelled(48, 10), _labelled(24, 11), period=10, ks=(5, 1), num_classes=3),
-             CollapseMonitor(5), TrainingSummary(out, period=5), PeriodicCheckpointer(ckpt, period),
-             MetricsWriter(out, period=1, tensorboard=False), *extra_hooks]
+             CollapseMonitor(5), TrainingSummary(out, period=5),
+             # build_hooks' order: a step's metrics are written before its checkpoint
+             MetricsWriter(out, period=1, tensorboard=False), PeriodicCheckpointer(ckpt, period), *extra_hooks]
     trainer = SSLTrainer(model, opt, data, max_iter, device="cpu", hooks=hooks)
     if state:
         trainer.load_state_dict(state)

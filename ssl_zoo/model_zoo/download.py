@@ -223,7 +223,7 @@ def _fetch_http_once(url: str, part: str, *, max_bytes: int, progress: bool, tim
             received = start
             while True:
                 try:
-                    chunk = resp.read(_CHUNK)
+                    chunk = resp.read1(_CHUNK)  # what has arrived: a stall keeps the bytes before it
                 except http.client.IncompleteRead as e:  # connection closed early: keep what came
                     f.write(e.partial[: max(0, max_bytes - received)])
                     raise DownloadError(f"{url}: transfer interrupted at {received + len(e.partial)} bytes; "
