@@ -79,3 +79,18 @@ def test_model_zoo_cli_gives_one_error_line_and_debug_gives_the_traceback(tmp_pa
         tool.main(["--debug", "convert", "--format", "haiku_byol", str(bomb), out])
     err = capsys.readouterr().err
     assert "Traceback" in err and "PickleLimitError" in err
+
+
+def test_recursive_container_checkpoint_does_not_loop_in_benchmark_weights(tmp_path):
+    """The issue's 1.3 KB file: {"model": {"model": ...itself...}} sent --weights into an endless loop."""
+    import torch
+
+    from ssl_zoo.evaluation.weights import load_weights
+
+    d = {"epoch": 1, "note": "x"}
+    d["model"] = d
+    path = tmp_path / "recursive.pth"
+    torch.save({"state_dict": d, "epoch": 3}, path)
+    assert path.stat().st_size < 4000
+    with pytest.raises(ValueError, match="nest in a cycle"):
+        load_weights(str(path))

@@ -170,3 +170,26 @@ def test_orphan_temp_files_of_killed_writes_are_removed_on_next_start(tmp_path):
     torch.save({}, out / "model_0000001.pth")
     with pytest.raises(ValueError, match="already holds a run"):
         claim_run_dir(str(out), resume=False, overwrite=False)
+
+
+def test_metrics_are_written_before_the_checkpoint_of_the_same_step(tiny_cfg, tmp_path):
+    """build_hooks' order, and a checkpoint-step write even when LOG.PERIOD does not fall on it:
+    when model_0000003.pth is saved, metrics.json already holds step 3 (a kill right after the
+    checkpoint loses no line)."""
+    from ssl_zoo.engine import hooks as H
+
+    cfg, _ = _config(tiny_cfg, tmp_path, max_iter=4, period=3)
+    cfg.merge_from_list(["LOG.PERIOD", 100])
+    trainer = build_trainer(cfg)
+    kinds = [type(h) for h in trainer.hooks]
+    assert kinds.index(H.MetricsWriter) < kinds.index(H.PeriodicCheckpointer)
+    checkpointer = trainer.hooks[kinds.index(H.PeriodicCheckpointer)].checkpointer
+    on_disk, real_save = {}, checkpointer.save
+
+    def save(name, **state):
+        on_disk[name] = [r["iteration"] for r in read_metrics(cfg.OUTPUT_DIR) if "loss" in r]
+        return real_save(name, **state)
+
+    checkpointer.save = save
+    trainer.train()
+    assert on_disk == {"model_0000003": [3], "model_final": [3, 4]}
