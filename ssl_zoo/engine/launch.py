@@ -57,14 +57,17 @@ class CollectiveTimeoutError(RuntimeError):
 def collective_timeout_message(err: BaseException) -> Optional[str]:
     """A one-line explanation if ``err`` is a collective timeout of this process, else None."""
     text = str(err)
-    if not (dist.is_available() and dist.is_initialized()) or not any(
-            w in text.lower() for w in ("timed out", "timeout", "connection closed by peer", "connection reset")):
+    low = text.lower()
+    from_backend = isinstance(err, getattr(dist, "DistError", ())) or any(w in low for w in ("gloo", "nccl", "collective"))
+    if not (dist.is_available() and dist.is_initialized()) or not from_backend or not any(
+            w in low for w in ("timed out", "timeout", "connection closed by peer", "connection reset")):
         return None
     seconds = _TIMEOUT.total_seconds() if _TIMEOUT is not None else float("nan")
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")[:160]
-    return (f"rank {dist.get_rank()} of {dist.get_world_size()}: a collective operation did not complete within "
-            f"{seconds:g} s (--dist-timeout): another process is frozen or died ({first}). The last checkpoint "
-            f"is intact; rerun with --resume.")
+    what = (f"a collective operation did not complete within {seconds:g} s (--dist-timeout): another process is "
+            f"frozen or died" if "time" in low else "a collective operation lost its connection: another process died")
+    return (f"rank {dist.get_rank()} of {dist.get_world_size()}: {what} ({first}). The last checkpoint is intact; "
+            f"rerun with --resume.")
 
 
 def _watch_parent(parent_pid: int, grace_s: float) -> None:

@@ -93,3 +93,42 @@ def test_one_error_line_under_two_processes(tiny_cfg, tmp_path):
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and f"MODEL.WEIGHTS '{foreign}': none of its 1 keys" in errors[0], proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
+
+
+def test_benchmark_cli_bad_weights_files_are_one_line(tmp_path, capsys):
+    """tools/benchmark.py in this process: a zero-byte and a recursive-container --weights file."""
+    import importlib.util
+
+    import numpy as np
+    from test_benchmark_cli import TOOL, _write_split
+
+    spec = importlib.util.spec_from_file_location("ssl_zoo_tool_benchmark", TOOL)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 4), ("test", 2)):
+        _write_split(str(tmp_path / "data" / split), n, rng)
+    config = tmp_path / "bench.yaml"
+    config.write_text(f"""
+MODEL: {{BACKBONE: {{NAME: "resnet10", BASE_WIDTH: 4, CIFAR_STEM: True}}}}
+INPUT: {{IMAGE_SIZE: 16}}
+DATALOADER: {{NUM_WORKERS: 0}}
+DEVICE: "cpu"
+OUTPUT_DIR: "{tmp_path / 'out'}"
+BENCHMARK: {{TRAIN: "{tmp_path / 'data' / 'train'}", TEST: "{tmp_path / 'data' / 'test'}", RESULTS_CSV: ""}}
+""")
+    zero = tmp_path / "zero.pth"
+    zero.write_bytes(b"")
+    d = {"epoch": 1}
+    d["model"] = d
+    recursive = tmp_path / "recursive.pth"
+    torch.save({"state_dict": d}, recursive)
+    for weights, expected in ((zero, f"error: checkpoint '{zero}' is empty (0 bytes)"),
+                              (recursive, "error: the checkpoint's containers")):
+        args = tool.parse_args(["--task", "knn", "--config-file", str(config), "--weights", str(weights)])
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as info:
+            launch_cli(tool.main, args, tool.setup_cfg, user_errors=(FileNotFoundError, ValueError, KeyError))
+        err = capsys.readouterr().err.strip().splitlines()
+        assert info.value.code == 1 and err[-1].startswith(expected), err[-3:]
+        assert "Traceback" not in "\n".join(err)
