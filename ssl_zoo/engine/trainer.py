@@ -6,6 +6,7 @@ import logging
 import math
 import signal
 import threading
+import time
 import weakref
 from collections import defaultdict, deque
 from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
@@ -102,8 +103,8 @@ class SSLTrainer:
     signal is recorded, all processes agree on it at the end of the step (one tiny
     all-reduce per step under DDP), ``stop_signal`` is set for the hooks (the
     MetricsWriter writes, the PeriodicCheckpointer saves) and :class:`TrainingInterrupted`
-    is raised after the step's hooks. ``--resume`` then continues exactly. A second signal
-    of the same kind during that last step falls back to the default behaviour.
+    is raised after the step's hooks. ``--resume`` then continues exactly. The same signal
+    again, at least 2 s later, falls back to the previous handler (a second Ctrl-C stops at once).
 
     Args:
         model: the method (``SSLMethod``), possibly wrapped in DistributedDataParallel.
@@ -232,7 +233,7 @@ class SSLTrainer:
                 self.stop_signal = self._agreed_stop_signal()
                 for h in self.hooks:
                     h.after_step()
-                if self.stop_signal:
+                if self.stop_signal and self.completed_steps < self.max_iter:  # on the last step: finish normally
                     raise TrainingInterrupted(self.stop_signal, self.completed_steps, self.last_checkpoint)
             self.iter = self.completed_steps = max(self.max_iter, self.start_iter)  # hooks' after_train can tell that training completed
         except TrainingInterrupted as e:
@@ -254,11 +255,18 @@ class SSLTrainer:
             return {}
         previous = {}
 
+        first_at = {}
+
         def on_signal(signum, frame):
-            if self._pending_signal == signum:  # a second Ctrl-C: the user insists
-                signal.signal(signum, previous.get(signum, signal.SIG_DFL))
-                signal.raise_signal(signum)
+            if self._pending_signal == signum:
+                # The same signal often arrives twice at once (Ctrl-C reaches the whole process group
+                # and the launcher forwards it; SLURM signals every process): only a repeat at least
+                # 2 s later means "stop now" and falls back to the previous behaviour.
+                if time.monotonic() - first_at[signum] >= 2.0:
+                    signal.signal(signum, previous.get(signum, signal.SIG_DFL))
+                    signal.raise_signal(signum)
                 return
+            first_at[signum] = time.monotonic()
             self._pending_signal = signum
             logger.warning(f"{signal.Signals(signum).name} received: saving a checkpoint and stopping after "
                            f"the current step.")

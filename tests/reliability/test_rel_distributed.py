@@ -41,6 +41,27 @@ if __name__ == "__main__":
 """
 
 
+_PREEMPTED = """
+import sys, time
+sys.path[:0] = [{root!r}, {tests!r}]
+import torch
+torch.set_num_threads(1)
+from test_trainer import build_toy_trainer
+from ssl_zoo.engine.defaults import default_argument_parser, launch_cli
+from ssl_zoo.engine.hook_base import HookBase
+
+class Slow(HookBase):
+    def after_step(self):
+        time.sleep(0.2)
+
+def main(args):
+    build_toy_trainer({out!r}, extra_hooks=[Slow()]).train()
+
+if __name__ == "__main__":
+    launch_cli(main, default_argument_parser().parse_args(sys.argv[1:]), lambda a: None)
+"""
+
+
 def _alive(pid):
     try:
         os.kill(pid, 0)
@@ -90,3 +111,29 @@ def test_workers_exit_when_the_launcher_is_killed(tmp_path):
                 pass
         if launcher.poll() is None:
             launcher.kill()
+
+
+def test_sigterm_to_the_launcher_stops_every_rank_at_one_step_with_a_checkpoint(tmp_path):
+    """The scheduler signals only the launcher: it forwards, the ranks agree on the step, rank 0
+    saves, every process exits 128 + SIGTERM with one note (no hang, no traceback)."""
+    from ssl_zoo.engine.metrics_file import read_metrics
+
+    out = str(tmp_path / "run")
+    script = tmp_path / "preempted.py"
+    script.write_text(_PREEMPTED.format(root=REPO_ROOT, tests=os.path.join(REPO_ROOT, "tests"), out=out))
+    proc = subprocess.Popen([sys.executable, str(script), "--num-gpus", "2"], stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline and len([r for r in read_metrics(out) if "loss" in r]) < 3:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 128 + signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    lines = proc.stderr.read().strip().splitlines()
+    assert lines[-1].startswith("stopped by SIGTERM after iteration ") and "Traceback" not in "\n".join(lines), lines[-5:]
+    stopped = int(lines[-1].split("after iteration ")[1].split(";")[0])
+    assert f"model_{stopped:07d}.pth" in lines[-1]
+    assert open(os.path.join(out, "last_checkpoint")).read() == f"model_{stopped:07d}.pth"

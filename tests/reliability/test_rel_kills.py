@@ -166,3 +166,16 @@ def test_preemption_signal_saves_at_step_boundary_and_resume_is_exact(signum, re
     assert _strip(read_metrics(out)) == ref_rows
     for a, b in zip(ref_params, resumed.model.parameters()):
         assert torch.equal(a, b)
+
+
+def test_signal_during_the_last_step_finishes_the_run_normally(tmp_path):
+    """A stop requested in the last step must not skip model_final.pth (found by the concurrent-run test)."""
+    class SignalAtLastStep(HookBase):
+        def before_step(self):
+            if self.trainer.iter == MAX_ITER - 1:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    trainer = build_toy_trainer(str(tmp_path), extra_hooks=[SignalAtLastStep()])
+    trainer.train()  # no TrainingInterrupted
+    assert os.path.isfile(tmp_path / "model_final.pth")
+    assert open(tmp_path / "last_checkpoint").read() == "model_final.pth"

@@ -135,7 +135,7 @@ def test_run_dir_lock_refuses_live_holder_and_takes_over_from_dead_one(tmp_path)
 
 def test_two_concurrent_runs_into_one_output_dir(tiny_cfg, tmp_path):
     """Before the fix both trained and tore metrics.json; now the second one is refused."""
-    cfg, config = _config(tiny_cfg, tmp_path, max_iter=30, period=10)
+    cfg, config = _config(tiny_cfg, tmp_path, max_iter=200, period=10)  # stopped by SIGTERM long before
     # test_resume_e2e's wrapper: steps from the 6th on sleep 0.3 s, so the first run is still going
     first = subprocess.Popen(_cmd(config, cfg.OUTPUT_DIR, wrapper=True), env=_env(), stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True)
