@@ -24,10 +24,11 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from ssl_zoo.checkpoint.checkpointer import Checkpointer, load_file, strip_prefixes
-from ssl_zoo.checkpoint.files import list_checkpoints, remove_orphan_tmp
+from ssl_zoo.checkpoint.files import remove_orphan_tmp
 from ssl_zoo.checkpoint.run_dir import RunDirLock, RunDirLockedError, check_fresh_start
 from ssl_zoo.engine import hooks as H
-from ssl_zoo.engine.launch import DEFAULT_TIMEOUT, collective_timeout_message
+from ssl_zoo.config.config import ConfigError
+from ssl_zoo.engine.launch import DEFAULT_TIMEOUT, collective_timeout_message, launch
 from ssl_zoo.engine.trainer import SSLTrainer, TrainingInterrupted
 from ssl_zoo.utils.file_io import atomic_write
 from ssl_zoo.utils import comm
@@ -86,9 +87,6 @@ def launch_cli(main_func, args: argparse.Namespace, setup_cfg, user_errors: tupl
     rank's line); ``--debug`` prints the traceback too. SIGTERM / SIGINT end training at a
     step boundary with a checkpoint, a one-line note and exit status 128 + signal.
     """
-    from ssl_zoo.config import ConfigError
-    from ssl_zoo.engine.launch import launch
-
     debug = getattr(args, "debug", False)
     try:
         cfg = setup_cfg(args)
@@ -133,8 +131,6 @@ def _exit_with_report(report_dir: str, code: int) -> None:
 
 def _cli_main(main_func, args, user_errors: tuple, report_dir: str):
     """Runs in every process: ``main_func(args)``, with user errors written to ``report_dir/<rank>``."""
-    from ssl_zoo.config import ConfigError
-
     try:
         return main_func(args)
     except TrainingInterrupted as e:

@@ -3,8 +3,6 @@ traceback (issue 13 "unclear errors"): bad configs, bad MODEL.WEIGHTS, a full di
 same under --num-gpus 2. ``tools/train_net.py`` runs in this process where it can."""
 import errno
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
