@@ -1,7 +1,8 @@
 """Fixtures shared by the model-zoo tests (no tests here).
 
 - :class:`LocalServer`: ``http.server`` on 127.0.0.1 in a thread, serving in-memory files with
-  ``Range`` support, a request log, and a "drop the connection after N bytes once" switch.
+  ``Range`` support, a request log, a "drop the connection after N bytes once" switch, and
+  ``custom`` handlers per path (misbehaving servers of the fault-injection tests).
 - :func:`make_haiku_byol_pickle`: a BYOL checkpoint with DeepMind's naming and pickle layout
   (dill's namedtuple-by-value, Haiku ``frozendict``, a by-reference NamedTuple for the optimizer
   state), random weights, written without haiku / dill / jax installed.
@@ -32,6 +33,7 @@ class LocalServer:
         self.files = dict(files)
         self.requests: List[dict] = []
         self.drop_after: Dict[str, int] = {}  # path -> bytes to send before dropping (once)
+        self.custom: Dict[str, object] = {}  # path -> fn(handler) answering the request itself
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -43,6 +45,9 @@ class LocalServer:
             def do_GET(self):
                 rng = self.headers.get("Range")
                 server.requests.append({"path": self.path, "range": rng})
+                if self.path in server.custom:
+                    server.custom[self.path](self)
+                    return
                 data = server.files.get(self.path)
                 if data is None:
                     self.send_error(404)

@@ -103,12 +103,14 @@ def build_toy_trainer(out, *, resume=False, max_iter=20, period=5, extra_hooks=(
     model = ToyMethod(dropout=0.2, nan_at_index=nan_at_index)
     opt = torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9)
     ckpt = Checkpointer(out, model, opt)
-    state = ckpt.load(ckpt.get_checkpoint_file()) if resume and ckpt.has_checkpoint() else {}
+    found, data = ckpt.find_resumable() if resume else ("", None)  # as build_trainer: pointer, else newest loadable
+    state = ckpt.load(found, data=data) if found else {}
     data = ToyData(seed=1, start=state.get("iteration", 0))
     hooks = [LRScheduler(_cosine),
              KNNMonitor(None, _labelled(48, 10), _labelled(24, 11), period=10, ks=(5, 1), num_classes=3),
-             CollapseMonitor(5), TrainingSummary(out, period=5), PeriodicCheckpointer(ckpt, period),
-             MetricsWriter(out, period=1, tensorboard=False), *extra_hooks]
+             CollapseMonitor(5), TrainingSummary(out, period=5),
+             # build_hooks' order: a step's metrics are written before its checkpoint
+             MetricsWriter(out, period=1, tensorboard=False), PeriodicCheckpointer(ckpt, period), *extra_hooks]
     trainer = SSLTrainer(model, opt, data, max_iter, device="cpu", hooks=hooks)
     if state:
         trainer.load_state_dict(state)
@@ -250,12 +252,12 @@ def test_mixed_precision_runs_and_saves_scaler_state(amp_dtype):
 
 
 @contextlib.contextmanager
-def _hook_log_records(level=logging.INFO):
-    """Collects the ``ssl_zoo.engine.hooks`` log records at ``level`` and above into a list."""
+def _hook_log_records(level=logging.INFO, name="ssl_zoo.engine.hooks"):
+    """Collects the log records of logger ``name`` (default the hooks') at ``level`` and above into a list."""
     records = []
     handler = logging.Handler()
     handler.emit = records.append
-    hook_logger = logging.getLogger("ssl_zoo.engine.hooks")
+    hook_logger = logging.getLogger(name)
     old_level = hook_logger.level
     hook_logger.addHandler(handler)
     hook_logger.setLevel(level)
@@ -371,7 +373,7 @@ def test_build_trainer_end_to_end_with_stub_parts(tmp_path, monkeypatch):
     assert trainer.start_iter == 6 and starts == [0, 12]  # loader resumes at 6 steps x 2 micro-batches
     trainer.train()
     losses, lines = _losses(out)
-    assert [i for i, _ in losses] == [2, 4, 6, 8]
+    assert [i for i, _ in losses] == [2, 3, 4, 6, 8]  # LOG.PERIOD 2, plus the checkpoint step 3
     knn_iters = [r["iteration"] for r in lines if "knn_top1_k5" in r]
     assert knn_iters == [0, 3, 6, 8]
     assert json.load(open(os.path.join(out, "summary.json")))["iterations"] == 8

@@ -51,6 +51,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--num-machines", type=int, default=1)
     p.add_argument("--machine-rank", type=int, default=0)
     p.add_argument("--dist-url", default="auto")
+    p.add_argument("--dist-timeout", type=float, default=600.0, help="collective timeout in seconds")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     p.add_argument("opts", default=[], nargs=argparse.REMAINDER, help="config overrides: KEY VALUE pairs")
     return p.parse_args(argv)
 

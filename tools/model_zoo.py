@@ -16,11 +16,14 @@ torchvision-named backbone weights: ``.safetensors`` or a ``torch.save`` state d
 import argparse
 import logging
 import os
+import pickle
 import sys
+import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
 from ssl_zoo import model_zoo  # noqa: E402
+from ssl_zoo.engine.defaults import USER_ERRORS, error_line  # noqa: E402
 from ssl_zoo.model_zoo import catalog, export  # noqa: E402
 
 
@@ -94,6 +97,7 @@ def cmd_export(args) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("list", help="print the catalog")
     p.add_argument("--markdown", action="store_true", help="print MODEL_ZOO.md instead of a text table")
@@ -119,7 +123,12 @@ def main(argv=None) -> None:
     p.set_defaults(fn=cmd_export)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args.fn(args)
+    try:
+        args.fn(args)
+    except USER_ERRORS + (pickle.UnpicklingError, RuntimeError) as e:  # bad file, name, download: one line
+        if args.debug:
+            traceback.print_exc()
+        sys.exit(error_line(e))
 
 
 if __name__ == "__main__":

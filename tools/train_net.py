@@ -9,6 +9,12 @@ Examples:
     torchrun --nproc_per_node 8 tools/train_net.py --config-file configs/byol/r50_1000ep.yaml
     python tools/train_net.py --config-file configs/byol/r50_1000ep.yaml --print-config
     python tools/train_net.py --config-file ... --resume SOLVER.IMS_PER_BATCH 1024
+    python tools/train_net.py --config-file ... --overwrite      # replace the run in OUTPUT_DIR
+    python tools/train_net.py --config-file ... --debug          # errors with their traceback
+
+OUTPUT_DIR is locked while a run trains in it; a fresh start over an earlier run's checkpoints
+needs --resume or --overwrite. SIGTERM / SIGINT save a checkpoint at the next step boundary
+and exit with status 128 + signal; --resume continues exactly. Errors print one `error:` line.
 """
 import os
 import sys

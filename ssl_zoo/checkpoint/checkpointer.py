@@ -1,4 +1,4 @@
-"""Atomic, resumable checkpoints (after detectron2's / fvcore's ``Checkpointer``).
+"""Atomic, safe, resumable checkpoints: a subclass of fvcore's ``Checkpointer``.
 
 A checkpoint ``OUTPUT_DIR/<name>.pth`` is a dict::
 
@@ -13,20 +13,29 @@ an exception during ``save`` therefore leaves the previous checkpoint and pointe
 Everything saved is tensors and plain Python containers, so ``torch.load(...,
 weights_only=True)`` (no arbitrary unpickling) reads it. Files that would need full
 unpickling (arbitrary code) are refused with an error naming the file; convert foreign
-checkpoints with ``tools/model_zoo.py convert`` instead.
+checkpoints with ``tools/model_zoo.py convert`` instead (``ssl_zoo.checkpoint.files``).
+
+What fvcore's class gives and what is overridden: the checkpointable registry, key-prefix
+handling and the ``load`` / ``resume_or_load`` flow come from fvcore; file reading
+(``_load_file``: weights-only, clear errors), writing (``save``: atomic, RNG of every rank,
+refusal of non-finite / exploding states, mode 0644), the pointer (``tag_last_checkpoint``:
+atomic) and resuming (``resume_path``: falls back to the newest checkpoint that loads when
+``last_checkpoint`` is missing, dangling or damaged) are ours.
 """
 from __future__ import annotations
 
 import logging
 import os
-import pickle
 import random
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 import torch
+from fvcore.common.checkpoint import Checkpointer as _FvCheckpointer
 from torch import nn
 
+from ssl_zoo.checkpoint.files import CheckpointError, list_checkpoints, load_file, save_file
+from ssl_zoo.checkpoint.sanity import DEFAULT_MAX_ABS, state_problem
 from ssl_zoo.utils import comm
 from ssl_zoo.utils.file_io import atomic_write
 
@@ -83,20 +92,7 @@ def set_rng_state(state: Dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def load_file(path: str) -> Dict[str, Any]:
-    """``torch.load(weights_only=True)`` on CPU: a file that needs arbitrary unpickling is refused."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Checkpoint not found: '{path}'")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise pickle.UnpicklingError(
-            f"Refusing to load '{path}': it needs full unpickling, which can run arbitrary code "
-            f"({str(e).splitlines()[0]}). Convert it with `python tools/model_zoo.py convert`."
-        ) from None
-
-
-class Checkpointer:
+class Checkpointer(_FvCheckpointer):
     """Saves and restores a model, its optimizer and other checkpointable objects.
 
     Args:
@@ -105,8 +101,14 @@ class Checkpointer:
         optimizer: optional optimizer.
         save_to_disk: write files (default: main process only; every rank still takes
             part in ``save`` because RNG states are gathered from all ranks).
+        max_abs: a state with a floating value above this (or non-finite) is not saved
+            (``ssl_zoo.checkpoint.sanity``; SOLVER.CHECKPOINT_MAX_ABS; <= 0 checks finiteness only).
         **checkpointables: other objects with ``state_dict`` / ``load_state_dict``
             (e.g. a GradScaler), saved under their keyword.
+
+    Attributes:
+        last_good: path of the last checkpoint this object wrote or resumed from ("" if none);
+            named by the trainer's non-finite-loss error.
 
     Examples:
         >>> ckpt = Checkpointer("output", model, optimizer)
@@ -116,45 +118,65 @@ class Checkpointer:
     """
 
     def __init__(self, output_dir: str, model: nn.Module, optimizer: Optional[torch.optim.Optimizer] = None,
-                 *, save_to_disk: Optional[bool] = None, **checkpointables: Any) -> None:
-        self.output_dir = output_dir
-        self.model = unwrap_model(model)
-        self.checkpointables: Dict[str, Any] = dict(checkpointables)
+                 *, save_to_disk: Optional[bool] = None, max_abs: float = DEFAULT_MAX_ABS,
+                 **checkpointables: Any) -> None:
         if optimizer is not None:
-            self.checkpointables["optimizer"] = optimizer
-        self.save_to_disk = comm.is_main_process() if save_to_disk is None else save_to_disk
+            checkpointables["optimizer"] = optimizer
+        super().__init__(unwrap_model(model), output_dir,
+                         save_to_disk=comm.is_main_process() if save_to_disk is None else save_to_disk,
+                         **checkpointables)
+        self.logger = logger
+        self.max_abs = float(max_abs)
+        self.last_good = ""
+
+    @property
+    def output_dir(self) -> str:
+        return self.save_dir
 
     # ------------------------------------------------------------------ save
-    def save(self, name: str, **extra_state: Any) -> Optional[str]:
+    def save(self, name: str, *, loss: Optional[float] = None, **extra_state: Any) -> Optional[str]:
         """Write ``output_dir/<name>.pth`` atomically and point ``last_checkpoint`` at it.
 
-        Must be called on every rank under DDP (the RNG states are all-gathered).
+        Must be called on every rank under DDP (the RNG states are all-gathered). A state with
+        non-finite or exploding weights (or a non-finite ``loss``) is NOT written: the previous
+        checkpoint stays the one ``last_checkpoint`` points at, and a warning names it.
 
         Args:
             name: file name without ``.pth``.
+            loss: the last step's loss, checked for finiteness (None = not checked).
             **extra_state: saved as-is (e.g. ``iteration=..., hooks=...``); tensors and
                 plain Python values only, so the file stays ``weights_only``-loadable.
 
         Returns:
-            the path written (None on ranks that do not write).
+            the path written (None on ranks that do not write, or when the state was refused).
+
+        Raises:
+            ssl_zoo.checkpoint.files.DiskFullError: out of space; nothing was lost.
         """
         rng = comm.all_gather(get_rng_state())
         if not self.save_to_disk:
             return None
-        data: Dict[str, Any] = {"model": strip_prefixes(self.model.state_dict())}
+        model_state = strip_prefixes(self.model.state_dict())
+        problem = state_problem(model_state, loss, self.max_abs)
+        path = os.path.join(self.save_dir, f"{name}.pth")
+        if problem:
+            logger.warning(f"Not saving {path}: {problem}. The last sane checkpoint stays "
+                           f"'{self.last_good or 'none'}' (last_checkpoint points at it).")
+            return None
+        data: Dict[str, Any] = {"model": model_state}
         for key, obj in self.checkpointables.items():
             data[key] = obj.state_dict()
         data["rng"] = rng
         data.update(extra_state)
-        os.makedirs(self.output_dir, exist_ok=True)
-        path = os.path.join(self.output_dir, f"{name}.pth")
+        os.makedirs(self.save_dir, exist_ok=True)
         logger.info(f"Saving checkpoint to {path}")
-        atomic_write(path, lambda f: torch.save(data, f))
+        save_file(data, path)
         self.tag_last_checkpoint(os.path.basename(path))
+        self.last_good = path
         return path
 
     def tag_last_checkpoint(self, basename: str) -> None:
-        atomic_write(os.path.join(self.output_dir, "last_checkpoint"), lambda f: f.write(basename.encode()))
+        atomic_write(os.path.join(self.save_dir, "last_checkpoint"), lambda f: f.write(basename.encode()))
 
     # ------------------------------------------------------------------ query
     def has_checkpoint(self) -> bool:
@@ -163,33 +185,79 @@ class Checkpointer:
         return bool(path) and os.path.isfile(path)
 
     def get_checkpoint_file(self) -> str:
-        """Path of the latest checkpoint ("" if none)."""
+        """Path ``last_checkpoint`` names ("" if there is no pointer)."""
         try:
-            with open(os.path.join(self.output_dir, "last_checkpoint")) as f:
+            with open(os.path.join(self.save_dir, "last_checkpoint")) as f:
                 name = f.read().strip()
         except OSError:
             return ""
-        return os.path.join(self.output_dir, name) if name else ""
+        return os.path.join(self.save_dir, name) if name else ""
+
+    def get_all_checkpoint_files(self) -> List[str]:
+        """``model_<iteration>.pth`` files by iteration, then ``model_final.pth``."""
+        return list_checkpoints(self.save_dir)
+
+    def find_resumable(self) -> Tuple[str, Optional[Dict[str, Any]]]:
+        """The checkpoint ``--resume`` continues from, already read: ``(path, data)``.
+
+        ``last_checkpoint``'s file when it loads; otherwise (pointer missing, dangling, or its
+        file empty / damaged) the newest checkpoint in ``output_dir`` that loads, with a warning.
+        ``("", None)`` when the directory holds no checkpoint at all.
+
+        Raises:
+            CheckpointError: checkpoints exist but none loads (refusing to silently start over).
+        """
+        pointer = self.get_checkpoint_file()
+        candidates = self.get_all_checkpoint_files()
+        if pointer and pointer in candidates:
+            candidates.remove(pointer)
+        order = ([pointer] if pointer and os.path.isfile(pointer) else []) + candidates[::-1]
+        problems = []
+        for path in order:
+            try:
+                data = self._load_file(path)
+            except (CheckpointError, OSError) as e:
+                problems.append(str(e))
+                continue
+            if path != pointer:
+                why = ("is missing" if not pointer else f"names '{os.path.basename(pointer)}', which "
+                       + ("does not exist" if not os.path.isfile(pointer) else "does not load"))
+                logger.warning(f"--resume: {os.path.join(self.save_dir, 'last_checkpoint')} {why}; resuming from "
+                               f"the newest checkpoint that loads, {path}.")
+            return path, data
+        if problems:
+            raise CheckpointError(f"--resume: no checkpoint in '{self.save_dir}' loads ({len(problems)} tried; "
+                                  f"newest: {problems[0]}). Refusing to start from scratch over them: fix or "
+                                  f"delete them, or pass --overwrite to start a new run.")
+        return "", None
 
     # ------------------------------------------------------------------ load
     def resume_or_load(self, path: str, *, resume: bool = True) -> Dict[str, Any]:
-        """Resume everything from the last checkpoint if ``resume`` and one exists;
+        """Resume everything from the last loadable checkpoint if ``resume`` and one exists;
         else load only the model weights from ``path`` ("" = nothing).
 
         Returns:
             the entries not consumed (``iteration``, ``hooks``, ...); ``{}`` if nothing loaded.
         """
-        if resume and self.has_checkpoint():
-            return self.load(self.get_checkpoint_file())
         if resume:
-            logger.info(f"No checkpoint found in {self.output_dir}: training from scratch.")
+            found, data = self.find_resumable()
+            if found:
+                return self.load(found, data=data)
+            logger.info(f"No checkpoint found in {self.save_dir}: training from scratch.")
         if not path:
             return {}
         self.load(path, checkpointables=[], strict=False, restore_rng=False)
         return {}
 
+    def _load_file(self, path: str) -> Dict[str, Any]:
+        """Weights-only read (``ssl_zoo.checkpoint.files.load_file``); a bare state dict becomes ``{"model": ...}``."""
+        data = load_file(path)
+        if not isinstance(data, dict):
+            raise CheckpointError(f"checkpoint '{path}' holds a {type(data).__name__}, not a dict of tensors")
+        return data if "model" in data else {"model": data}
+
     def load(self, path: str, checkpointables: Optional[Iterable[str]] = None, *, strict: bool = True,
-             restore_rng: bool = True) -> Dict[str, Any]:
+             restore_rng: bool = True, data: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         """Load ``path`` into the model (and checkpointables); returns the unconsumed entries.
 
         Args:
@@ -198,13 +266,13 @@ class Checkpointer:
             strict: require the model's keys to match exactly (resume); with False,
                 missing / unexpected keys are logged (initialisation from other weights).
             restore_rng: restore this rank's RNG states if saved.
+            data: ``path``'s content if already read (``find_resumable``).
         """
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"Checkpoint not found: '{path}'")
+        if data is None:
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"Checkpoint not found: '{path}'")
+            data = self._load_file(path)
         logger.info(f"Loading checkpoint from {path}")
-        data = load_file(path)
-        if "model" not in data:  # a bare state dict
-            data = {"model": data}
         incompatible = self.model.load_state_dict(strip_prefixes(data.pop("model")), strict=strict)
         if incompatible.missing_keys:
             logger.warning(f"Keys missing from {path}: {incompatible.missing_keys}")
@@ -223,4 +291,6 @@ class Checkpointer:
                 logger.warning(f"{path} holds RNG states of {len(rng)} processes, this run has "
                                f"{comm.get_world_size()}: using process {min(rank, len(rng) - 1)}'s.")
             set_rng_state(rng[min(rank, len(rng) - 1)])
+        if checkpointables is None:
+            self.last_good = path
         return data

@@ -7,9 +7,14 @@ its own node through ``add_config(cfg)`` when ``get_cfg()`` builds the defaults.
 from __future__ import annotations
 
 import difflib
+import math
+import os
 import re
-from typing import Iterable, List, Optional
+import threading
+from typing import Any, Callable, Iterable, List, Optional, Tuple
 
+import yaml
+from fvcore.common.config import BASE_KEY
 from fvcore.common.config import CfgNode as _FvCfgNode
 
 from ssl_zoo.config.defaults import _C
@@ -30,12 +35,44 @@ def _all_keys(cfg: _FvCfgNode, prefix: str = "") -> List[str]:
     return keys
 
 
+_LOADING = threading.local()  # the chain of files being loaded through _BASE_ (cycle detection)
+
+
 class CfgNode(_FvCfgNode):
     """fvcore CfgNode whose merge errors are actionable.
 
     ``merge_from_file`` resolves ``_BASE_`` recursively (paths relative to the file),
-    then checks every key and type against the declared defaults.
+    then checks every key and type against the declared defaults. A ``_BASE_`` cycle, a
+    missing base file and an empty or non-mapping YAML file are errors naming the files.
     """
+
+    @classmethod
+    def load_yaml_with_base(cls, filename: str, allow_unsafe: bool = False):
+        chain = getattr(_LOADING, "chain", [])
+        key = os.path.realpath(filename) if isinstance(filename, str) else filename
+        if key in chain:
+            loop = " -> ".join(chain[chain.index(key):] + [key])
+            raise ConfigError(f"circular {BASE_KEY}: {loop}")
+        if isinstance(filename, str):
+            if not os.path.isfile(filename):
+                where = f" ({BASE_KEY} of '{chain[-1]}')" if chain else ""
+                raise ConfigError(f"config file not found: '{filename}'{where}")
+            with open(filename) as f:
+                try:
+                    content = yaml.safe_load(f)
+                except yaml.YAMLError as e:
+                    raise ConfigError(f"config file '{filename}' is not valid YAML: {' '.join(str(e).split())}") from None
+            if content is None:
+                raise ConfigError(f"config file '{filename}' is empty: give at least one KEY: VALUE "
+                                  f"(or {BASE_KEY}: <file>)")
+            if not isinstance(content, dict):
+                raise ConfigError(f"config file '{filename}' must hold a mapping of KEY: VALUE, "
+                                  f"not a {type(content).__name__}")
+        _LOADING.chain = chain + [key]
+        try:
+            return super().load_yaml_with_base(filename, allow_unsafe=allow_unsafe)
+        finally:
+            _LOADING.chain = chain
 
     def _explain(self, err: Exception, source: str) -> ConfigError:
         msg = str(err).strip("'\"")
@@ -51,8 +88,6 @@ class CfgNode(_FvCfgNode):
         return ConfigError(f"{source}: {msg}")
 
     def merge_from_file(self, cfg_filename: str, allow_unsafe: bool = False) -> None:
-        import os
-
         if not os.path.isfile(cfg_filename):
             raise ConfigError(f"Config file not found: '{cfg_filename}'")
         try:
@@ -78,6 +113,49 @@ class CfgNode(_FvCfgNode):
         for part in dotted_key.split("."):
             node = node[part]
         return node
+
+
+def _positive(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+
+
+def _non_negative(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+
+
+# (key, check, requirement): values that pass the type check but make no sense, found by the
+# adversarial pass of issue 13 (batch size 0 -> ZeroDivisionError, ACCUM_STEPS 0, IMAGE_SIZE 0, ...).
+_VALUE_RULES: List[Tuple[str, Callable[[Any], bool], str]] = [
+    ("SOLVER.IMS_PER_BATCH", _positive, "a positive number of images"),
+    ("SOLVER.ACCUM_STEPS", lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
+    ("SOLVER.BASE_LR", _non_negative, "a finite learning rate >= 0"),
+    ("SOLVER.REFERENCE_BATCH_SIZE", _positive, "a positive batch size"),
+    ("SOLVER.MAX_ITER", _non_negative, ">= 0 (0 = from SOLVER.EPOCHS)"),
+    ("SOLVER.EPOCHS", _non_negative, ">= 0"),
+    ("SOLVER.CHECKPOINT_PERIOD", _non_negative, ">= 0 (0 = only the final checkpoint)"),
+    ("SOLVER.CHECKPOINT_MAX_TO_KEEP", _non_negative, ">= 0 (0 = keep all)"),
+    ("INPUT.IMAGE_SIZE", _positive, "a positive number of pixels"),
+    ("TEST.IMS_PER_BATCH", _positive, "a positive number of images"),
+    ("LOG.PERIOD", _non_negative, ">= 0"),
+    ("DATALOADER.NUM_WORKERS", _non_negative, ">= 0"),
+]
+
+
+def validate_config(cfg: CfgNode, source: str = "config") -> None:
+    """Refuse values that type-check but cannot work (batch size 0, ACCUM_STEPS 0, ...).
+
+    Raises:
+        ConfigError: naming the key, the value and what it must be.
+    """
+    for key, ok, requirement in _VALUE_RULES:
+        try:
+            value = cfg.peek(key)
+        except KeyError:
+            continue
+        if not ok(value):
+            raise ConfigError(f"{source}: {key} = {value!r} is invalid: it must be {requirement}.")
+    if cfg.peek("SOLVER.MAX_ITER") == 0 and cfg.peek("SOLVER.EPOCHS") == 0:
+        raise ConfigError(f"{source}: SOLVER.MAX_ITER and SOLVER.EPOCHS are both 0: nothing to train.")
 
 
 def get_cfg(method_names: Optional[Iterable[str]] = None) -> CfgNode:
@@ -116,4 +194,6 @@ def load_config(config_file: str = "", opts: Optional[list] = None) -> CfgNode:
                 f"but MODEL.METHOD is '{cfg.MODEL.METHOD}'"
             )
         del cfg[node]
+    validate_config(cfg, " + ".join(([config_file] if config_file else []) + (["command line"] if opts else []))
+                    or "defaults")
     return cfg

@@ -143,6 +143,13 @@ _C.SOLVER.GAMMA = 0.1
 _C.SOLVER.CLIP_GRAD_NORM = 0.0
 # Save a checkpoint every N iterations (and always at the end).
 _C.SOLVER.CHECKPOINT_PERIOD = 5000
+# Periodic checkpoints kept on disk, newest first (0 = all). model_final.pth and the one
+# last_checkpoint names are never deleted. 3 = the newest plus two fallbacks should it be damaged
+# (the paper schedule would otherwise keep 62 full checkpoints).
+_C.SOLVER.CHECKPOINT_MAX_TO_KEEP = 3
+# A state with a floating value above this (or non-finite) is not checkpointed, so a diverging run
+# never "poisons" its last checkpoint (ssl_zoo.checkpoint.sanity; <= 0 checks finiteness only).
+_C.SOLVER.CHECKPOINT_MAX_ABS = 1e6
 # Mixed precision.
 _C.SOLVER.AMP = _FvCfgNode()
 _C.SOLVER.AMP.ENABLED = False

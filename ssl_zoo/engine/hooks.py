@@ -7,10 +7,10 @@ main process only; hooks that run collectives (checkpoint RNG gathering, kNN fea
 gathering) run on every rank.
 
 Suggested order (``ssl_zoo.engine.defaults.build_hooks``): LRScheduler, KNNMonitor,
-CollapseMonitor, TrainingSummary, PeriodicCheckpointer,
-MetricsWriter, ProgressBar: monitors log before the checkpoint saves their state and
-before the writers write their values. The method's own after-step update (BYOL's EMA) runs
-inside the trainer's step, before every hook.
+CollapseMonitor, TrainingSummary, MetricsWriter, PeriodicCheckpointer, ProgressBar: monitors
+log before the writer writes their values, and the metrics of a step are on disk before that
+step's checkpoint. The method's own after-step update (BYOL's EMA) runs inside the trainer's
+step, before every hook.
 """
 from __future__ import annotations
 
@@ -26,11 +26,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssl_zoo.checkpoint.periodic import PeriodicCheckpointer as _PeriodicCheckpointer
 from ssl_zoo.engine.hook_base import HookBase
+from ssl_zoo.engine.metrics_file import MetricsAppender, metrics_path, reset_metrics
 from ssl_zoo.evaluation.collapse import effective_rank, normalized_std
 from ssl_zoo.evaluation.features import extract_features
 from ssl_zoo.evaluation.knn import knn_accuracy
 from ssl_zoo.utils import comm
+from ssl_zoo.utils.file_io import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -71,49 +74,71 @@ class LRScheduler(HookBase):
         self.trainer.put_scalar("lr", lr)
 
 
-class PeriodicCheckpointer(HookBase):
-    """Saves ``model_{iteration:07d}.pth`` every ``period`` steps and ``model_final.pth`` at the end.
+class PeriodicCheckpointer(_PeriodicCheckpointer, HookBase):
+    """Saves ``model_{iteration:07d}.pth`` every ``period`` steps and ``model_final.pth`` at the end;
+    also at the step boundary where a SIGTERM / SIGINT stop was requested (``trainer.stop_signal``).
+
+    ``ssl_zoo.checkpoint.PeriodicCheckpointer`` (fvcore's, with retention) as a hook. The last
+    step's loss is passed along so a non-finite or exploding state is never written
+    (``Checkpointer.save``); ``trainer.last_checkpoint`` names the last sane checkpoint.
 
     Args:
         checkpointer: a ``ssl_zoo.checkpoint.Checkpointer``.
         period: steps between checkpoints (0 = only the final one).
+        max_to_keep: periodic checkpoints kept (0 = all; SOLVER.CHECKPOINT_MAX_TO_KEEP).
     """
 
-    def __init__(self, checkpointer, period: int) -> None:
-        self.checkpointer = checkpointer
-        self.period = int(period)
+    def __init__(self, checkpointer, period: int, max_to_keep: int = 0) -> None:
+        super().__init__(checkpointer, period, max_iter=None, max_to_keep=max_to_keep)
+
+    def before_train(self) -> None:
+        self.max_iter = self.trainer.max_iter
+        self.trainer.last_checkpoint = self.checkpointer.last_good
+
+    def _state(self) -> dict:
+        return dict(self.trainer.state_dict(), loss=self.trainer.last_outputs.get("loss"))
 
     def after_step(self) -> None:
-        n = self.trainer.iter + 1
-        if self.period > 0 and n % self.period == 0 and n < self.trainer.max_iter:
-            self.checkpointer.save(f"model_{n:07d}", **self.trainer.state_dict())
+        n = self.trainer.completed_steps
+        if n < self.trainer.max_iter:  # the final checkpoint is after_train's (after the last monitors)
+            saved = self.step(n, **self._state())
+            if saved is None and self.trainer.stop_signal:
+                saved = self.checkpointer.save(f"model_{n:07d}", **self._state())
+        self.trainer.last_checkpoint = self.checkpointer.last_good
 
     def after_train(self) -> None:
         if self.trainer.completed_steps >= self.trainer.max_iter:
-            self.checkpointer.save("model_final", **self.trainer.state_dict())
+            self.step(self.trainer.completed_steps, **self._state())
+            self.trainer.last_checkpoint = self.checkpointer.last_good
 
 
 class MetricsWriter(HookBase):
-    """Writes scalars to ``output_dir/metrics.json`` (one JSON object per line) and TensorBoard.
+    """Writes scalars to the metrics file (``ssl_zoo.engine.metrics_file``) and TensorBoard.
 
-    Every ``period`` steps (and before / after training), each scalar whose latest value
-    has not been written yet is written, grouped by the iteration it belongs to:
-    ``{"iteration": 20, "loss": ..., "lr": ..., ...}``. On resume from step s, lines
-    after s are dropped from metrics.json (and purged from TensorBoard), so a killed
-    and resumed run has the same file as an uninterrupted one. Main process only.
+    Every ``period`` steps, every ``checkpoint_period`` steps, at a requested stop and before /
+    after training, each scalar whose latest value has not been written yet is appended,
+    grouped by the iteration it belongs to: ``{"iteration": 20, "loss": ..., "lr": ..., ...}``.
+    Place it BEFORE the PeriodicCheckpointer: the lines of a step are written (and fsync'ed
+    at checkpoint steps) before that step's checkpoint, so a kill right after a checkpoint
+    loses no line. On resume from step s, lines after s are dropped by an atomic rewrite (and
+    purged from TensorBoard), so a killed and resumed run has the same file as an
+    uninterrupted one. Main process only.
 
     Args:
-        output_dir: where metrics.json and the event files go.
+        output_dir: where the metrics file and the event files go.
         period: steps between writes.
         tensorboard: also write TensorBoard event files.
+        checkpoint_period: also write (and fsync) at these steps (SOLVER.CHECKPOINT_PERIOD; 0 = none).
     """
 
-    def __init__(self, output_dir: str, period: int = 20, tensorboard: bool = True) -> None:
+    def __init__(self, output_dir: str, period: int = 20, tensorboard: bool = True,
+                 checkpoint_period: int = 0) -> None:
         self.output_dir = output_dir
         self.period = int(period)
+        self.checkpoint_period = int(checkpoint_period)
         self.tensorboard = tensorboard
         self._enabled = comm.is_main_process()
-        self._file = None
+        self._file: Optional[MetricsAppender] = None
         self._tb = None
         self._keep_upto = -1
         self._written: Dict[str, int] = {}  # name -> iteration of its last written value
@@ -122,26 +147,15 @@ class MetricsWriter(HookBase):
 
     @property
     def path(self) -> str:
-        return os.path.join(self.output_dir, "metrics.json")
+        return metrics_path(self.output_dir)
 
     def before_train(self) -> None:
         if not self._enabled:
             return
-        os.makedirs(self.output_dir, exist_ok=True)
         start = self.trainer.start_iter
         keep_upto = start if start > 0 else -1
-        kept = []
-        if os.path.isfile(self.path):
-            with open(self.path) as f:
-                for line in f:
-                    try:
-                        if json.loads(line)["iteration"] <= keep_upto:
-                            kept.append(line if line.endswith("\n") else line + "\n")
-                    except (ValueError, KeyError, TypeError):
-                        continue  # a torn last line from a killed run
-        self._file = open(self.path, "w")
-        self._file.writelines(kept)
-        self._file.flush()
+        reset_metrics(self.output_dir, keep_upto)
+        self._file = MetricsAppender(self.output_dir)
         self._keep_upto, self._written = keep_upto, {}
         if self.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -151,14 +165,22 @@ class MetricsWriter(HookBase):
         self._write()
 
     def after_step(self) -> None:
-        if self._enabled and _is_period_end(self.trainer, self.period):
+        if not self._enabled:
+            return
+        t = self.trainer
+        at_checkpoint = bool(t.stop_signal) or (self.checkpoint_period > 0
+                                                and t.completed_steps % self.checkpoint_period == 0)
+        if at_checkpoint or _is_period_end(t, self.period):
             self._write()
+        if at_checkpoint:
+            self._file.sync()
 
     def after_train(self) -> None:
         if not self._enabled:
             return
         self._write()
         if self._file is not None:
+            self._file.sync()
             self._file.close()
         if self._tb is not None:
             self._tb.close()
@@ -174,7 +196,7 @@ class MetricsWriter(HookBase):
             by_iter[n]["images_per_s"] = self.trainer.images_per_step * (n - self._n_last) / max(now - self._t_last, 1e-9)
             self._t_last, self._n_last = now, n
         for it in sorted(by_iter):
-            self._file.write(json.dumps({"iteration": it, **dict(sorted(by_iter[it].items()))}) + "\n")
+            self._file.append({"iteration": it, **dict(sorted(by_iter[it].items()))})
             if self._tb is not None:
                 for k, v in by_iter[it].items():
                     self._tb.add_scalar(k, v, it)
@@ -457,8 +479,8 @@ class TrainingSummary(HookBase):
             return
         s = self.summary()
         os.makedirs(self.output_dir, exist_ok=True)
-        with open(os.path.join(self.output_dir, "summary.json"), "w") as f:
-            json.dump(s, f, indent=2)
+        text = json.dumps(s, indent=2).encode()
+        atomic_write(os.path.join(self.output_dir, "summary.json"), lambda f: f.write(text))
         try:
             self._plot(os.path.join(self.output_dir, "summary.png"))
         except Exception as e:  # a plotting problem must not fail a finished training

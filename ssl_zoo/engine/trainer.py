@@ -4,6 +4,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import signal
+import threading
+import time
 import weakref
 from collections import defaultdict, deque
 from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
@@ -16,6 +19,22 @@ from ssl_zoo.engine.hook_base import HookBase
 from ssl_zoo.utils import comm
 
 logger = logging.getLogger(__name__)
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)  # how cluster schedulers (and Ctrl-C) preempt a job
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped at a step boundary on SIGTERM / SIGINT, after saving a checkpoint.
+
+    Attributes:
+        signum: the signal. iteration: steps completed. checkpoint: the file saved ("" if none).
+    """
+
+    def __init__(self, signum: int, iteration: int, checkpoint: str) -> None:
+        self.signum, self.iteration, self.checkpoint = signum, iteration, checkpoint
+        where = f"saved {checkpoint}" if checkpoint else "no checkpoint could be saved"
+        super().__init__(f"stopped by {signal.Signals(signum).name} after iteration {iteration}; {where}. "
+                         f"Continue with --resume.")
 
 
 class MetricStorage:
@@ -81,6 +100,13 @@ class SSLTrainer:
     hook (and no checkpoint) ever sees the corrupted state. An exception stops training
     at once: it is logged and re-raised, and ``after_train`` is NOT called.
 
+    SIGTERM / SIGINT (``handle_signals``, main thread only) do not interrupt a step: the
+    signal is recorded, all processes agree on it at the end of the step (one tiny
+    all-reduce per step under DDP), ``stop_signal`` is set for the hooks (the
+    MetricsWriter writes, the PeriodicCheckpointer saves) and :class:`TrainingInterrupted`
+    is raised after the step's hooks. ``--resume`` then continues exactly. The same signal
+    again, at least 2 s later, falls back to the previous handler (a second Ctrl-C stops at once).
+
     Args:
         model: the method (``SSLMethod``), possibly wrapped in DistributedDataParallel.
         optimizer: optimizer over the model's parameters.
@@ -93,6 +119,7 @@ class SSLTrainer:
         clip_grad_norm: max global gradient norm; 0 = no clipping.
         device: training device (default: the device of the model's first parameter).
         hooks: ``HookBase`` instances, called in this order.
+        handle_signals: stop cleanly at a step boundary on SIGTERM / SIGINT.
 
     Attributes:
         iter / start_iter / max_iter: current step (0-based), first step of this run
@@ -105,6 +132,8 @@ class SSLTrainer:
         storage: ``MetricStorage`` of every logged scalar.
         images_per_step: global images per optimizer step (known after the first step).
         grad_scaler: the fp16 ``GradScaler`` (None otherwise); saved by ``state_dict``.
+        stop_signal: the signal number all processes agreed to stop on at this step (0 = none).
+        last_checkpoint: the last sane checkpoint (set by the PeriodicCheckpointer hook).
 
     Note: the non-finite check reads the step's scalars on the host once per
     micro-batch (one device sync), which is also how they reach the logs.
@@ -112,7 +141,8 @@ class SSLTrainer:
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, data: Any, max_iter: int, *,
                  accum_steps: int = 1, amp_dtype: Optional[torch.dtype] = None, clip_grad_norm: float = 0.0,
-                 device: Optional[torch.device] = None, hooks: Sequence[HookBase] = ()) -> None:
+                 device: Optional[torch.device] = None, hooks: Sequence[HookBase] = (),
+                 handle_signals: bool = True) -> None:
         if accum_steps < 1:
             raise ValueError(f"accum_steps must be >= 1, got {accum_steps}")
         if amp_dtype not in (None, torch.bfloat16, torch.float16):
@@ -135,6 +165,10 @@ class SSLTrainer:
         self.last_outputs: Dict[str, Any] = {}
         self.storage = MetricStorage()
         self.images_per_step = 0
+        self.handle_signals = handle_signals
+        self.stop_signal = 0
+        self.last_checkpoint = ""
+        self._pending_signal = 0
         self.hooks: List[HookBase] = []
         self.register_hooks(hooks)
 
@@ -186,6 +220,7 @@ class SSLTrainer:
         logger.info(f"Starting training from iteration {self.start_iter} to {self.max_iter}")
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
+        previous = self._install_signal_handlers()
         try:
             self.storage.step = self.start_iter
             for h in self.hooks:
@@ -196,16 +231,64 @@ class SSLTrainer:
                     h.before_step()
                 self.run_step()
                 self.completed_steps = self.iter + 1
+                self.stop_signal = self._agreed_stop_signal()
                 for h in self.hooks:
                     h.after_step()
+                if self.stop_signal and self.completed_steps < self.max_iter:  # on the last step: finish normally
+                    raise TrainingInterrupted(self.stop_signal, self.completed_steps, self.last_checkpoint)
             self.iter = self.completed_steps = max(self.max_iter, self.start_iter)  # hooks' after_train can tell that training completed
+        except TrainingInterrupted as e:
+            logger.warning(str(e))
+            raise
         except Exception:
             logger.exception(f"Exception during training at iteration {self.iter}:")
             raise
+        finally:
+            self._restore_signal_handlers(previous)
         self.storage.step = self.max_iter
         for h in self.hooks:
             h.after_train()
         return {k: v for k, v in self.last_outputs.items() if isinstance(v, float)}
+
+    # ------------------------------------------------------------------ signals
+    def _install_signal_handlers(self) -> Dict[int, Any]:
+        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
+            return {}
+        previous = {}
+
+        first_at = {}
+
+        def on_signal(signum, frame):
+            if self._pending_signal == signum:
+                # The same signal often arrives twice at once (Ctrl-C reaches the whole process group
+                # and the launcher forwards it; SLURM signals every process): only a repeat at least
+                # 2 s later means "stop now" and falls back to the previous behaviour.
+                if time.monotonic() - first_at[signum] >= 2.0:
+                    signal.signal(signum, previous.get(signum, signal.SIG_DFL))
+                    signal.raise_signal(signum)
+                return
+            first_at[signum] = time.monotonic()
+            self._pending_signal = signum
+            logger.warning(f"{signal.Signals(signum).name} received: saving a checkpoint and stopping after "
+                           f"the current step.")
+
+        for s in STOP_SIGNALS:
+            previous[s] = signal.signal(s, on_signal)
+        return previous
+
+    @staticmethod
+    def _restore_signal_handlers(previous: Dict[int, Any]) -> None:
+        for s, handler in previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+
+    def _agreed_stop_signal(self) -> int:
+        """This step's stop signal, the same on every rank (max over ranks under DDP)."""
+        if comm.get_world_size() == 1:
+            return self._pending_signal
+        flag = torch.tensor([self._pending_signal], dtype=torch.int64,
+                            device=self.device if self.device.type == "cuda" else "cpu")
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return int(flag.item())
 
     def _sync_context(self, last_micro: bool):
         # Skip DDP's gradient all-reduce on all but the last micro-batch.
@@ -230,8 +313,9 @@ class SSLTrainer:
                 if not all(math.isfinite(v) for v in scalars.values()):
                     raise FloatingPointError(
                         f"Loss became infinite or NaN at iteration={self.iter} (micro-batch {micro}); "
-                        f"loss terms: {scalars}. Training stopped before the optimizer step; "
-                        f"the last checkpoint holds the last good state."
+                        f"loss terms: {scalars}. Training stopped before the optimizer step. The last "
+                        f"sane checkpoint is {self.last_checkpoint or 'none (none was written)'}: resume from it "
+                        f"with a lower learning rate (or stronger gradient clipping)."
                     )
                 loss = outputs["loss"] / self.accum_steps
                 if self.grad_scaler is not None:

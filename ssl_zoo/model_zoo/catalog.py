@@ -9,11 +9,18 @@ repository. ``{base_url}`` in a URL is replaced by ``$SSL_ZOO_BASE_URL``.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
+import logging
 import os
 from typing import Any, Dict, List, Optional
 
 import yaml
+from iopath.common.file_io import PathHandler
+
+from ssl_zoo.model_zoo.download import PathManager, download
+
+logger = logging.getLogger(__name__)
 
 CATALOG_ENV = "SSL_ZOO_CATALOG"
 _DEFAULT_CATALOG = os.path.join(os.path.dirname(__file__), "..", "..", "model_zoo", "catalog.yaml")
@@ -123,8 +130,6 @@ def get_entry(name: str) -> CatalogEntry:
     """The entry called ``name``; an unknown name lists the known ones."""
     entries = load_catalog()
     if name not in entries:
-        import difflib
-
         close = difflib.get_close_matches(name, list(entries), n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
         raise KeyError(f"No model-zoo entry '{name}'.{hint} Known: {', '.join(entries)}")
@@ -132,21 +137,46 @@ def get_entry(name: str) -> CatalogEntry:
 
 
 def download_entry(name: str, *, progress: bool = True, offline: Optional[bool] = None) -> str:
-    """Download (or find in the cache) the source file of entry ``name``; tries each URL in turn."""
-    from ssl_zoo.model_zoo.download import download
+    """Download (or find in the cache) the source file of entry ``name``; tries each URL in turn.
 
+    An entry without a checksum is downloaded only if its complete length is known (catalog
+    ``size_bytes`` or the server's Content-Length), with a warning that its contents are unverified.
+    """
     entry = get_entry(name)
     errors: List[BaseException] = []
-    max_bytes = int(entry.size_bytes * 1.01) + 1 if entry.size_bytes else None
+    max_bytes = int(entry.size_bytes) + 1 if entry.size_bytes else None
+    if entry.verification == "unverified":
+        logger.warning(f"model-zoo entry '{name}' has no published checksum: its download is checked for "
+                       f"completeness only.")
     for url in entry.resolved_urls():
         try:
             return download(url, sha256=entry.sha256, sha256_prefix=entry.sha256_prefix,
-                            md5_prefix=entry.md5_prefix, progress=progress, offline=offline, max_bytes=max_bytes)
+                            md5_prefix=entry.md5_prefix, progress=progress, offline=offline, max_bytes=max_bytes,
+                            expected_bytes=entry.size_bytes)
         except OSError as e:  # includes OfflineCacheMiss; try the next mirror. Checksum errors propagate.
             errors.append(e)
     if len(errors) == 1:
         raise errors[0]
     raise OSError(f"could not fetch '{name}':\n  " + "\n  ".join(map(str, errors)))
+
+
+class ModelZooHandler(PathHandler):
+    """iopath handler: ``sslzoo://<catalog name>`` -> the entry's downloaded source file."""
+
+    PREFIX = "sslzoo://"
+
+    def _get_supported_prefixes(self) -> List[str]:
+        return [self.PREFIX]
+
+    def _get_local_path(self, path: str, force: bool = False, **kwargs: Any) -> str:
+        return download_entry(path[len(self.PREFIX):], progress=kwargs.get("progress", True))
+
+    def _open(self, path: str, mode: str = "r", buffering: int = -1, **kwargs: Any):
+        return open(self._get_local_path(path), mode, buffering=buffering)
+
+
+# Beside the catalog it reads, so that download.py does not import the catalog (no cycle).
+PathManager.register_handler(ModelZooHandler())
 
 
 def _fmt(v: Any) -> str:
@@ -188,5 +218,5 @@ def render_markdown(entries: Optional[Dict[str, CatalogEntry]] = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["CatalogEntry", "catalog_path", "download_entry", "get_entry", "load_catalog", "not_listed",
+__all__ = ["CatalogEntry", "ModelZooHandler", "catalog_path", "download_entry", "get_entry", "load_catalog", "not_listed",
            "render_markdown"]

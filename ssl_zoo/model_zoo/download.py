@@ -13,34 +13,49 @@
 - Safety: only ``http``, ``https`` and ``file`` URLs (redirects too); a size limit
   (``max_bytes``, default ``$SSL_ZOO_MAX_DOWNLOAD_BYTES`` or 16 GiB) enforced on the
   announced and on the received length.
+- Completeness: a download is accepted only if it can be told complete: the server's
+  ``Content-Length`` (or chunked framing, whose truncation ``http.client`` detects), a
+  known ``expected_bytes``, or a checksum. A close-delimited body of unknown length with no
+  checksum is refused (a connection closing early would look like a complete file).
+- Nothing hangs: a socket ``timeout`` per read (a stalled server) and an overall
+  ``deadline_s`` (``$SSL_ZOO_DOWNLOAD_DEADLINE_S``, default 6 h); exceeding the deadline or
+  the size limit deletes the ``.part`` file (an interrupted transfer keeps it for resume).
+- Concurrency: one ``fcntl`` lock per cached file (``<file>.lock``): a second process
+  downloading the same file (e.g. every rank of ``benchmark.py --num-gpus 2``) waits for
+  the first and then uses its verified file.
 
-``PathManager`` (iopath) routes ``http(s)://`` through this module and
-``sslzoo://<catalog name>`` to the catalog entry's file, detectron2-style::
+``PathManager`` (iopath) routes ``http(s)://`` through this module (and, once
+``ssl_zoo.model_zoo.catalog`` is imported, ``sslzoo://<catalog name>`` to the entry's file)::
 
-    >>> from ssl_zoo.model_zoo.download import PathManager
+    >>> from ssl_zoo.model_zoo import PathManager
     >>> local = PathManager.get_local_path("sslzoo://byol_r50_1x_1000ep")
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import http.client
 import logging
 import os
 import shutil
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any, List, Optional
+from typing import Any, Iterator, List, Optional
 
 from iopath.common.file_io import PathHandler
 from iopath.common.file_io import PathManager as _PathManager
 
-from ssl_zoo.utils.file_io import file_digest  # noqa: F401  (re-exported)
+from ssl_zoo.utils.file_io import CACHE_ENV, atomic_write, cache_dir, file_digest  # noqa: F401  (re-exported)
 
 logger = logging.getLogger(__name__)
 
-CACHE_ENV, OFFLINE_ENV, MAX_BYTES_ENV = "SSL_ZOO_CACHE", "SSL_ZOO_OFFLINE", "SSL_ZOO_MAX_DOWNLOAD_BYTES"
+OFFLINE_ENV, MAX_BYTES_ENV = "SSL_ZOO_OFFLINE", "SSL_ZOO_MAX_DOWNLOAD_BYTES"
+DEADLINE_ENV = "SSL_ZOO_DOWNLOAD_DEADLINE_S"
 DEFAULT_MAX_BYTES = 16 * 2**30
+DEFAULT_DEADLINE_S = 6 * 3600.0  # the largest zoo file (~4.6 GB) at a slow 1 MB/s takes ~80 min
 ALLOWED_SCHEMES = ("http", "https", "file")
 _CHUNK = 1 << 20
 
@@ -57,11 +72,6 @@ class OfflineCacheMiss(FileNotFoundError):
     """Offline mode and the file is not in the cache."""
 
 
-def cache_dir() -> str:
-    """``$SSL_ZOO_CACHE`` or ``~/.cache/ssl_zoo``."""
-    return os.path.expanduser(os.environ.get(CACHE_ENV) or os.path.join("~", ".cache", "ssl_zoo"))
-
-
 def is_offline() -> bool:
     """Whether ``$SSL_ZOO_OFFLINE`` is set to a true value (1, true, yes, on)."""
     return os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
@@ -69,6 +79,36 @@ def is_offline() -> bool:
 
 def max_download_bytes() -> int:
     return int(os.environ.get(MAX_BYTES_ENV) or DEFAULT_MAX_BYTES)
+
+
+def download_deadline_s() -> float:
+    return float(os.environ.get(DEADLINE_ENV) or DEFAULT_DEADLINE_S)
+
+
+@contextlib.contextmanager
+def file_lock(path: str, timeout: float) -> Iterator[None]:
+    """Exclusive ``fcntl.flock`` on ``path`` (created), waiting at most ``timeout`` seconds.
+
+    The kernel drops the lock when its holder dies, so a killed download never blocks the next.
+
+    Raises:
+        DownloadError: still held by another process after ``timeout``.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() > end:
+                    raise DownloadError(f"another process has been downloading into {path[:-len('.lock')]} "
+                                        f"for over {timeout:g} s; giving up") from None
+                time.sleep(0.2)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def check_url(url: str) -> urllib.parse.ParseResult:
@@ -116,8 +156,30 @@ class _SafeRedirects(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_SafeRedirects)
 
 
-def _fetch_http(url: str, part: str, *, max_bytes: int, progress: bool, timeout: float) -> None:
-    """Download ``url`` into ``part``, resuming from its current length when possible."""
+def _fetch_http(url: str, part: str, *, max_bytes: int, progress: bool, timeout: float, deadline: float,
+                verified: bool, expected_bytes: Optional[int] = None) -> None:
+    """Download ``url`` into ``part``, resuming from its current length when possible.
+
+    Args:
+        deadline: ``time.monotonic()`` value by which the transfer must be done.
+        verified: a checksum will be checked afterwards (then a body of unknown length is fine).
+        expected_bytes: the complete size if known (catalog ``size_bytes``).
+    """
+    try:
+        _fetch_http_once(url, part, max_bytes=max_bytes, progress=progress, timeout=timeout, deadline=deadline,
+                         verified=verified, expected_bytes=expected_bytes)
+    except _Abandon as e:  # deadline / size cap / unknown length: a partial file is of no use
+        if os.path.exists(part):
+            os.remove(part)
+        raise DownloadError(str(e)) from None
+
+
+class _Abandon(Exception):
+    """A transfer whose partial file must not be kept."""
+
+
+def _fetch_http_once(url: str, part: str, *, max_bytes: int, progress: bool, timeout: float, deadline: float,
+                     verified: bool, expected_bytes: Optional[int]) -> None:
     start = os.path.getsize(part) if os.path.exists(part) else 0
     req = urllib.request.Request(url, headers={"User-Agent": "ssl_zoo-model-zoo"})
     if start:
@@ -127,7 +189,8 @@ def _fetch_http(url: str, part: str, *, max_bytes: int, progress: bool, timeout:
     except urllib.error.HTTPError as e:
         if e.code == 416 and start:  # "range not satisfiable": stale partial file, start again
             os.remove(part)
-            return _fetch_http(url, part, max_bytes=max_bytes, progress=progress, timeout=timeout)
+            return _fetch_http_once(url, part, max_bytes=max_bytes, progress=progress, timeout=timeout,
+                                    deadline=deadline, verified=verified, expected_bytes=expected_bytes)
         raise DownloadError(f"HTTP {e.code} for {url}: {e.reason}") from None
     except urllib.error.URLError as e:
         raise DownloadError(f"cannot reach {url}: {e.reason}") from None
@@ -138,8 +201,14 @@ def _fetch_http(url: str, part: str, *, max_bytes: int, progress: bool, timeout:
             start = 0
         length = resp.headers.get("Content-Length")
         total = start + int(length) if length is not None else None
+        chunked = "chunked" in resp.headers.get("Transfer-Encoding", "").lower()
         if total is not None and total > max_bytes:
-            raise DownloadError(f"{url} is {total} bytes, over the limit of {max_bytes} (set {MAX_BYTES_ENV})")
+            raise _Abandon(f"{url} is {total} bytes, over the limit of {max_bytes} (set {MAX_BYTES_ENV})")
+        if expected_bytes and total is not None and total != expected_bytes:
+            raise _Abandon(f"{url}: the server announces {total} bytes but the catalog says {expected_bytes}")
+        if total is None and not chunked and not verified and not expected_bytes:
+            raise _Abandon(f"{url}: the server sent no Content-Length and there is no checksum or known size, so "
+                           "a truncated transfer could not be told from a complete one; refusing it")
         from tqdm import tqdm
 
         with open(part, "ab" if start else "wb") as f, tqdm(
@@ -149,7 +218,7 @@ def _fetch_http(url: str, part: str, *, max_bytes: int, progress: bool, timeout:
             received = start
             while True:
                 try:
-                    chunk = resp.read(_CHUNK)
+                    chunk = resp.read1(_CHUNK)  # what has arrived: a stall keeps the bytes before it
                 except http.client.IncompleteRead as e:  # connection closed early: keep what came
                     f.write(e.partial[: max(0, max_bytes - received)])
                     raise DownloadError(f"{url}: transfer interrupted at {received + len(e.partial)} bytes; "
@@ -160,19 +229,25 @@ def _fetch_http(url: str, part: str, *, max_bytes: int, progress: bool, timeout:
                 if not chunk:
                     break
                 received += len(chunk)
-                if received > max_bytes:
-                    raise DownloadError(f"{url}: more than {max_bytes} bytes received (set {MAX_BYTES_ENV})")
+                if received > max_bytes or (total is not None and received > total):
+                    raise _Abandon(f"{url}: more than {min(max_bytes, total or max_bytes)} bytes received "
+                                   f"(size limit {MAX_BYTES_ENV} / Content-Length); the partial file was deleted")
+                if time.monotonic() > deadline:
+                    raise _Abandon(f"{url}: not complete at the deadline ({received} bytes so far; set "
+                                   f"{DEADLINE_ENV}); the partial file was deleted")
                 f.write(chunk)
                 bar.update(len(chunk))
         if total is not None and received != total:
             raise DownloadError(f"{url}: transfer interrupted at {received} of {total} bytes; "
                                 "call again to resume")
+        if expected_bytes and received != expected_bytes:
+            raise _Abandon(f"{url}: received {received} bytes, the catalog says {expected_bytes}")
 
 
 def download(url: str, *, sha256: Optional[str] = None, sha256_prefix: Optional[str] = None,
              md5_prefix: Optional[str] = None, filename: Optional[str] = None, root: Optional[str] = None,
              progress: bool = True, offline: Optional[bool] = None, max_bytes: Optional[int] = None,
-             timeout: float = 60.0) -> str:
+             timeout: float = 60.0, deadline_s: Optional[float] = None, expected_bytes: Optional[int] = None) -> str:
     """Return a local path holding the bytes of ``url``, downloading into the cache if needed.
 
     Args:
@@ -184,7 +259,10 @@ def download(url: str, *, sha256: Optional[str] = None, sha256_prefix: Optional[
         progress: show a tqdm progress bar.
         offline: never use the network (default ``$SSL_ZOO_OFFLINE``).
         max_bytes: size limit (default ``$SSL_ZOO_MAX_DOWNLOAD_BYTES`` or 16 GiB).
-        timeout: socket timeout in seconds.
+        timeout: socket timeout in seconds (a stalled server fails after this long).
+        deadline_s: overall limit of the transfer (default ``$SSL_ZOO_DOWNLOAD_DEADLINE_S`` or 6 h);
+            also how long to wait for another process downloading the same file.
+        expected_bytes: the complete size if known (e.g. the catalog's ``size_bytes``).
 
     Raises:
         ValueError: disallowed URL scheme. OfflineCacheMiss: offline and not cached.
@@ -207,20 +285,31 @@ def download(url: str, *, sha256: Optional[str] = None, sha256_prefix: Optional[
         raise OfflineCacheMiss(f"offline mode ({OFFLINE_ENV}) and {url} is not in the cache (expected at {dest}); "
                                f"download it on a connected machine and copy the cache ({CACHE_ENV}).")
     os.makedirs(os.path.dirname(dest), exist_ok=True)
-    part = dest + ".part"
-    _fetch_http(url, part, max_bytes=max_download_bytes() if max_bytes is None else max_bytes,
-                progress=progress, timeout=timeout)
-    try:
-        actual = verify_file(part, **hashes)
-    except ChecksumMismatchError as e:
-        os.remove(part)
-        raise ChecksumMismatchError(f"download of {url} rejected ({e}); the file was deleted") from None
-    if not any(hashes.values()):
-        logger.warning(f"{url} has no published checksum: downloaded file sha256 = {actual} (unverified)")
-    with open(dest + ".sha256", "w") as f:
-        f.write(actual + "\n")
-    os.replace(part, dest)
+    deadline_s = download_deadline_s() if deadline_s is None else float(deadline_s)
+    with file_lock(dest + ".lock", timeout=deadline_s + 2 * timeout):
+        if os.path.isfile(dest):  # another process finished it while we waited
+            _verify_cached(dest, **hashes)
+            return dest
+        part = dest + ".part"
+        _fetch_http(url, part, max_bytes=max_download_bytes() if max_bytes is None else max_bytes,
+                    progress=progress, timeout=timeout, deadline=time.monotonic() + deadline_s,
+                    verified=any(hashes.values()), expected_bytes=expected_bytes)
+        try:
+            actual = verify_file(part, **hashes)
+        except ChecksumMismatchError as e:
+            os.remove(part)
+            raise ChecksumMismatchError(f"download of {url} rejected ({e}); the file was deleted") from None
+        if not any(hashes.values()):
+            logger.warning(f"{url} has no published checksum: downloaded file sha256 = {actual} (complete by its "
+                           f"length, contents unverified)")
+        _record_sha256(dest, actual)
+        os.replace(part, dest)
     return dest
+
+
+def _record_sha256(dest: str, digest: str) -> None:
+    data = (digest + "\n").encode()
+    atomic_write(dest + ".sha256", lambda f: f.write(data))
 
 
 def _verify_cached(dest: str, **hashes: Optional[str]) -> None:
@@ -238,8 +327,7 @@ def _verify_cached(dest: str, **hashes: Optional[str]) -> None:
                                         "delete it to download again")
         return
     actual = verify_file(dest, **hashes)
-    with open(dest + ".sha256", "w") as f:
-        f.write(actual + "\n")
+    _record_sha256(dest, actual)
 
 
 class VerifiedHTTPHandler(PathHandler):
@@ -264,26 +352,8 @@ class VerifiedHTTPHandler(PathHandler):
         return self._exists(path)
 
 
-class ModelZooHandler(PathHandler):
-    """iopath handler: ``sslzoo://<catalog name>`` -> the entry's downloaded source file."""
-
-    PREFIX = "sslzoo://"
-
-    def _get_supported_prefixes(self) -> List[str]:
-        return [self.PREFIX]
-
-    def _get_local_path(self, path: str, force: bool = False, **kwargs: Any) -> str:
-        from ssl_zoo.model_zoo.catalog import download_entry
-
-        return download_entry(path[len(self.PREFIX):], progress=kwargs.get("progress", True))
-
-    def _open(self, path: str, mode: str = "r", buffering: int = -1, **kwargs: Any):
-        return open(self._get_local_path(path), mode, buffering=buffering)
-
-
 PathManager = _PathManager()
 PathManager.register_handler(VerifiedHTTPHandler())
-PathManager.register_handler(ModelZooHandler())
 
 
 def copy_to_cache(src: str, url: str, root: Optional[str] = None) -> str:

@@ -47,7 +47,12 @@ _CONTAINERS = ("model", "state_dict", "model_state", "model_state_dict", "networ
 
 def _unwrap_container(data) -> Dict[str, torch.Tensor]:
     """The tensor dict inside a checkpoint (``{"model": ...}``, ``{"state_dict": ...}``, or bare)."""
+    seen = set()  # a crafted file may nest a dict inside itself: never visit one twice
     while isinstance(data, dict):
+        if id(data) in seen or len(seen) >= 16:
+            raise ValueError(f"the checkpoint's containers {_CONTAINERS} nest in a cycle or more than 16 deep; "
+                             f"it is damaged or crafted")
+        seen.add(id(data))
         tensors = {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}
         if tensors and len(tensors) >= len(data) / 2:
             return tensors

@@ -15,6 +15,13 @@ def cache_dir() -> str:
     return os.path.expanduser(os.environ.get(CACHE_ENV) or os.path.join("~", ".cache", "ssl_zoo"))
 
 
+def _default_mode() -> int:
+    """What ``open(path, "w")`` would give: 0666 minus the process umask (0644 under umask 022)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def file_digest(path: str, algo: str = "sha256") -> str:
     """Hex digest of a file, read in 1 MiB chunks."""
     h = hashlib.new(algo)
@@ -27,11 +34,15 @@ def file_digest(path: str, algo: str = "sha256") -> str:
 def atomic_write(path: str, write_fn) -> None:
     """``write_fn(file)`` into a temp file beside ``path``, fsync, then rename onto ``path``.
 
-    A crash or an exception mid-write leaves the previous ``path`` intact (POSIX rename is atomic)."""
+    A crash or an exception mid-write leaves the previous ``path`` intact (POSIX rename is atomic).
+    The file gets the permissions a plain ``open(path, "w")`` would (``mkstemp``'s 0600 would hide
+    checkpoints from colleagues on a shared cluster). Temp files are named ``.<name>.<random>.tmp``;
+    a SIGKILL mid-write leaves one behind (``ssl_zoo.checkpoint.files.remove_orphan_tmp`` cleans them)."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), _default_mode())
             write_fn(f)
             f.flush()
             os.fsync(f.fileno())

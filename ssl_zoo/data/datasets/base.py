@@ -230,4 +230,15 @@ class ImageFolderDataset(FileImageDataset, ImageFolder):
         if corrupt_policy not in CORRUPT_POLICIES:
             raise ValueError(f"corrupt_policy must be one of {CORRUPT_POLICIES}, got {corrupt_policy!r}")
         ImageFolder.__init__(self, require_dir(root, "ImageFolder"), transform=transform)
+        # torchvision follows links without remembering them (a symlink loop repeats a class ~40x):
+        # count each real file once. Empty class folders already raise in ImageFolder.
+        unique, seen = [], set()
+        for path, target in self.samples:
+            if os.path.realpath(path) not in seen:
+                seen.add(os.path.realpath(path))
+                unique.append((path, target))
+        if len(unique) < len(self.samples):
+            warnings.warn(f"{root}: {len(self.samples) - len(unique)} file(s) reached twice through links were "
+                          f"counted once")
+            self._set_samples(unique)
         self._apply_corrupt_policy(corrupt_policy, num_check_threads)

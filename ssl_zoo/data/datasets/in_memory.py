@@ -150,9 +150,34 @@ def load_image_folder_in_memory(root: str, transform: Optional[Callable] = None,
         raise ValueError(f"corrupt_policy must be one of {CORRUPT_POLICIES}, got {corrupt_policy!r}")
     root = os.path.abspath(require_dir(root, "ImageFolder"))
     files = []
+    # Links are followed, but each real directory is walked once (a symlink loop used to repeat a
+    # class ~40x) and each real file counted once; an empty class folder is an error, because
+    # dropping it would shift the index of every later class (torchvision's ImageFolder refuses too).
+    seen_dirs, seen_files, repeats = set(), set(), []
     for cls in sorted(d.name for d in os.scandir(root) if d.is_dir()):
-        for dirpath, _, names in sorted(os.walk(os.path.join(root, cls), followlinks=True)):
-            files += [(cls, os.path.join(dirpath, n)) for n in sorted(names) if n.lower().endswith(IMAGE_EXTENSIONS)]
+        before = len(files)
+        for dirpath, dirnames, names in os.walk(os.path.join(root, cls), followlinks=True):
+            real_dir = os.path.realpath(dirpath)
+            if real_dir in seen_dirs:
+                dirnames[:] = []
+                repeats.append(dirpath)
+                continue
+            seen_dirs.add(real_dir)
+            dirnames.sort()
+            for n in sorted(names):
+                path = os.path.join(dirpath, n)
+                if n.lower().endswith(IMAGE_EXTENSIONS):
+                    if os.path.realpath(path) in seen_files:
+                        repeats.append(path)
+                        continue
+                    seen_files.add(os.path.realpath(path))
+                    files.append((cls, path))
+        if len(files) == before:
+            raise FileNotFoundError(f"class folder '{os.path.join(root, cls)}' holds no images: it would shift the "
+                                    f"index of every later class. Add images or remove the folder.")
+    if repeats:
+        warnings.warn(f"{root}: {len(repeats)} linked director(ies) / file(s) reached twice were counted once "
+                      f"(e.g. {repeats[:3]})")
     if not files:
         raise FileNotFoundError(f"No images found in class folders under {root}")
     h = hashlib.sha256(f"{root}|{corrupt_policy}".encode())

@@ -19,47 +19,21 @@ safetensors output) and returns the backbone in torchvision ResNet names without
 """
 from __future__ import annotations
 
-import os
-import pickle
 import re
 from typing import Any, Dict, Mapping
 
 import torch
 
 from ssl_zoo.checkpoint.checkpointer import strip_prefixes
+from ssl_zoo.checkpoint.files import UnsafeCheckpointError, load_file
 
 StateDict = Dict[str, torch.Tensor]
 
 
-class UnsafeCheckpointError(pickle.UnpicklingError):
-    """A torch checkpoint that cannot be loaded with ``weights_only=True``."""
-
-
 def load_torch_checkpoint(path: str, *, max_bytes: int = 16 * 2**30) -> Any:
-    """Load a ``.pth`` / ``.pth.tar`` / ``.ckpt`` / ``.torch`` / ``.safetensors`` file safely.
-
-    Pickle-based files go through ``torch.load(weights_only=True)`` (tensors, primitive types
-    and plain containers only) with **no** fallback to full unpickling: a file that needs it
-    raises :class:`UnsafeCheckpointError` naming the offending global.
-    """
-    size = os.path.getsize(path)
-    if size > max_bytes:
-        raise ValueError(f"{path}: {size} bytes exceeds the limit of {max_bytes} bytes")
-    with open(path, "rb") as f:
-        head = f.read(16)
-    if path.endswith(".safetensors") or (len(head) >= 9 and head[8:9] == b"{" and not head.startswith(b"PK")):
-        from safetensors.torch import load_file
-
-        return load_file(path, device="cpu")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UnsafeCheckpointError(
-            f"refusing to load {path}: it is not loadable with torch.load(weights_only=True) "
-            f"({first}). It may run arbitrary code when unpickled; ssl_zoo never does that. "
-            "If you trust the file, re-save its tensors as a plain state dict or safetensors."
-        ) from None
+    """Load a ``.pth`` / ``.pth.tar`` / ``.ckpt`` / ``.torch`` / ``.safetensors`` file safely
+    (``ssl_zoo.checkpoint.files.load_file``: weights-only, no fallback to full unpickling)."""
+    return load_file(path, max_bytes=max_bytes)
 
 
 def _nested(ckpt: Mapping[str, Any], *keys: str) -> Mapping[str, Any]:
