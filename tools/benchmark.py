@@ -30,7 +30,7 @@ from _paths import import_methods  # noqa: E402
 from ssl_zoo.config import load_config  # noqa: E402
 from ssl_zoo.engine.defaults import launch_cli  # noqa: E402
 
-TASKS = ("knn", "linear", "semi")
+TASKS = ("knn", "linear", "semi", "segmentation", "depth")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -42,7 +42,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "default both")
     p.add_argument("--mode", default=None, choices=("faithful", "fast", "both"),
                    help="linear: overrides BENCHMARK.LINEAR.MODE")
-    p.add_argument("--dataset", default="", help="evaluate on NAME_train / NAME_test (e.g. cifar10, imagenet)")
+    p.add_argument("--dataset", default="", help="evaluate on NAME_train / NAME_test (e.g. cifar10, imagenet); "
+                   "segmentation: voc2012_aug or a VOC-layout folder; depth: nyuv2 or a folder with the NYU .mat files")
     p.add_argument("--output-dir", default="", help="default: <OUTPUT_DIR of the config>/eval/<task>[_<mode>]")
     p.add_argument("--print-config", action="store_true", help="print the merged config and exit")
     p.add_argument("--num-gpus", type=int, default=1, help="processes per machine")
@@ -75,6 +76,8 @@ def main(args):
 
     cfg = setup_cfg(args)
     default_setup(cfg, args)
+    if args.task in ("segmentation", "depth"):  # dense transfer: its own data, model and fine-tuning
+        return _run_dense(cfg, args)
     setup = B.build_eval_setup(cfg, args.weights, args.dataset)
     if args.task == "knn":
         rows = P.run_knn(setup, ks=tuple(cfg.TEST.KNN_K), temperature=cfg.TEST.KNN_TEMPERATURE)
@@ -97,6 +100,31 @@ def main(args):
         print(tabulate(table, headers=shown, floatfmt=".2f", tablefmt="github"))
         print(f"results: {os.path.join(cfg.OUTPUT_DIR, 'results.json')}"
               + (f", appended to {cfg.BENCHMARK.RESULTS_CSV}" if cfg.BENCHMARK.RESULTS_CSV else ""))
+    return rows
+
+
+def _run_dense(cfg, args):
+    import torch
+    from tabulate import tabulate
+
+    from ssl_zoo.benchmark.depth.run import run_depth
+    from ssl_zoo.benchmark.segmentation.run import run_segmentation
+    from ssl_zoo.evaluation import benchmark as B
+    from ssl_zoo.utils import comm
+
+    rows = (run_segmentation if args.task == "segmentation" else run_depth)(cfg, args)
+    meta = {"weights": rows[-1].get("weights", args.weights), "train": args.dataset, "test": rows[-1]["split"],
+            "backbone": f"{cfg.MODEL.BACKBONE.NAME} w{cfg.MODEL.BACKBONE.WIDTH} bw{cfg.MODEL.BACKBONE.BASE_WIDTH}",
+            "config_file": args.config_file, "world_size": comm.get_world_size(), "torch": torch.__version__}
+    B.write_results(rows, cfg.OUTPUT_DIR, cfg.BENCHMARK.RESULTS_CSV, meta)
+    if comm.is_main_process():
+        cols = ("mode", "split", "lr", "miou", "pixel_acc", "delta1", "delta2", "delta3", "rms", "rel", "iters",
+                "iters_per_s", "seconds")
+        shown = [c for c in cols if any(c in r for r in rows)]
+        print(f"\nweights: {meta['weights']}\ndata: {args.dataset}\nschedule: {rows[-1]['protocol']}")
+        print(tabulate([[r.get(c, "") for c in shown] for r in rows], headers=shown, floatfmt=".4g",
+                       tablefmt="github"))
+        print(f"results: {os.path.join(cfg.OUTPUT_DIR, 'results.json')}")
     return rows
 
 
