@@ -20,7 +20,8 @@ import h5py
 import numpy as np
 import scipy.io
 
-__all__ = ["OFFICIAL_SIZES", "read_nyu_splits", "NYUDepthLabeled", "find_nyu_files"]
+__all__ = ["OFFICIAL_SIZES", "read_nyu_splits", "NYUDepthLabeled", "find_nyu_files", "write_nyu_labeled",
+           "write_nyu_splits"]
 
 OFFICIAL_SIZES = {"frames": 1449, "train": 795, "test": 654}
 MAT_NAME = "nyu_depth_v2_labeled.mat"
@@ -103,3 +104,28 @@ class NYUDepthLabeled:
         rgb = np.ascontiguousarray(self._h5["images"][index].transpose(2, 1, 0))  # (3, W, H) -> (H, W, 3)
         depth = np.ascontiguousarray(self._h5["depths"][index].transpose(1, 0)).astype(np.float32)  # (W, H) -> (H, W)
         return rgb, depth
+
+
+def write_nyu_labeled(path: str, rgb: np.ndarray, depth: np.ndarray) -> None:
+    """Write frames in the labeled file's layout (for small stand-in sets built from other data).
+
+    Args:
+        rgb: ``uint8 [N, H, W, 3]``; depth: ``float32 [N, H, W]`` metres (0 = no measurement).
+
+    The arrays are stored as MATLAB v7.3 does, i.e. axes reversed (``images (N, 3, W, H)``,
+    ``depths (N, W, H)``), in an HDF5 file with MATLAB's 512-byte header block.
+    """
+    if rgb.ndim != 4 or rgb.shape[-1] != 3 or depth.shape != rgb.shape[:3]:
+        raise ValueError(f"rgb {rgb.shape} / depth {depth.shape}: expected [N, H, W, 3] / [N, H, W]")
+    with h5py.File(path, "w", userblock_size=512) as f:
+        f.create_dataset("images", data=np.ascontiguousarray(rgb.astype(np.uint8).transpose(0, 3, 2, 1)))
+        f.create_dataset("depths", data=np.ascontiguousarray(depth.astype(np.float32).transpose(0, 2, 1)))
+    header = b"MATLAB 7.3 MAT-file, written by ssl_zoo. HDF5 schema 1.00 .".ljust(116) + b"\0" * 8 + b"\x00\x02IM"
+    with open(path, "r+b") as f:
+        f.write(header)
+
+
+def write_nyu_splits(path: str, train: np.ndarray, test: np.ndarray) -> None:
+    """``splits.mat`` (MATLAB v5) with 1-based column vectors ``trainNdxs`` / ``testNdxs`` from 0-based indices."""
+    scipy.io.savemat(path, {"trainNdxs": (np.asarray(train) + 1).reshape(-1, 1).astype(np.float64),
+                            "testNdxs": (np.asarray(test) + 1).reshape(-1, 1).astype(np.float64)})
