@@ -67,7 +67,8 @@ def test_palette_png_reads_class_indices_not_colours(tmp_path):
 
 def test_voc_palette_matches_the_devkit_colours():
     pal = R.voc_palette()
-    assert pal[:3] == [0, 0, 0] and pal[3:6] == [128, 0, 0] and pal[6:9] == [0, 128, 0]  # background, aeroplane, bicycle
+    # background, aeroplane, bicycle
+    assert pal[:3] == [0, 0, 0] and pal[3:6] == [128, 0, 0] and pal[6:9] == [0, 128, 0]
     assert pal[15 * 3:16 * 3] == [192, 128, 128]  # person
     assert pal[255 * 3:] == [224, 224, 192]  # void
 

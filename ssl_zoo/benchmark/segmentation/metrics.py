@@ -17,7 +17,8 @@ from ssl_zoo.utils import comm
 __all__ = ["confusion_matrix", "all_reduce_confusion", "iou_from_confusion"]
 
 
-def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int = 255) -> torch.Tensor:
+def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
+                     ignore_index: int = 255) -> torch.Tensor:
     """``int64 [K, K]``, rows = true class, columns = predicted class, over pixels whose label is not ignored.
 
     Raises:

@@ -152,7 +152,8 @@ def run_segmentation(cfg, args) -> List[Dict]:
                                         f"[lr sweep {candidate:g}]")
             scores[candidate] = m["miou"]
             rows.append({**common, "mode": "lr sweep", "split": f"train_aug held-out ({len(held)} of {len(train)})",
-                         "lr": candidate, "miou": m["miou"], "pixel_acc": m["pixel_acc"], **stats, "iters": sweep_iters})
+                         "lr": candidate, "miou": m["miou"], "pixel_acc": m["pixel_acc"], **stats,
+                         "iters": sweep_iters})
             logger.info(f"lr {candidate:g}: held-out mIoU {m['miou']:.2f}")
         lr = max(scores, key=lambda k: (scores[k], -k))  # ties: the smaller lr
     metrics, stats, model, description = _train_eval(cfg, args.weights, train, val, lr, num_classes, c.ITERS,

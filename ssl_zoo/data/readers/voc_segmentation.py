@@ -2,7 +2,8 @@
 
 On-disk formats read here (PROTOCOLS.md s.6; evaluation-anchors s.2.4):
 
-* VOC2012 (``VOCdevkit/VOC2012``; lists read with :func:`ssl_zoo.data.readers.voc.read_image_set`): ``JPEGImages/<id>.jpg``, ``SegmentationClass/<id>.png``
+* VOC2012 (``VOCdevkit/VOC2012``; lists read with :func:`ssl_zoo.data.readers.voc.read_image_set`):
+  ``JPEGImages/<id>.jpg``, ``SegmentationClass/<id>.png``
   (8-bit *palette* PNGs whose pixel values are class indices 0-20 and 255 on object
   boundaries / "void"; the palette colours are only for display), and the lists
   ``ImageSets/Segmentation/{train,val}.txt`` (1,464 / 1,449 ids).
@@ -33,7 +34,8 @@ from ssl_zoo.utils.file_io import atomic_write
 logger = logging.getLogger(__name__)
 
 __all__ = ["VOC_CLASSES", "IGNORE_LABEL", "OFFICIAL_SIZES", "SegSample", "voc_palette", "find_voc2012", "find_sbd",
-           "read_segmentation_list", "num_segmentation_classes", "read_voc_label", "read_sbd_label", "voc_split_samples", "assemble_train_aug",
+           "read_segmentation_list", "num_segmentation_classes", "read_voc_label", "read_sbd_label",
+           "voc_split_samples", "assemble_train_aug",
            "save_sample_list", "check_official_sizes", "SegmentationDataset"]
 
 VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
