@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from typing import Dict, List
 
+from ssl_zoo.benchmark.depth.run import run_depth
 from ssl_zoo.benchmark.eval_setup import EvalSetup, build_eval_setup
 from ssl_zoo.benchmark.finetune import run_semi, semi_config, semi_subset
 from ssl_zoo.benchmark.knn import run_knn
 from ssl_zoo.benchmark.linear import linear_config, run_linear
+from ssl_zoo.benchmark.segmentation.run import run_segmentation
 from ssl_zoo.utils.registry import Registry
 
 __all__ = ["TASK_REGISTRY"]
@@ -50,3 +52,8 @@ def semi_task(cfg, args) -> List[Dict]:
     rows = [run_semi(setup, semi_subset(cfg, setup, pct), f"{pct}%", semi_config(cfg))
             for pct in ([args.fraction] if args.fraction else [1, 10])]
     return _describe(setup, rows)
+
+
+# Dense transfer (PROTOCOLS.md s.6): their own data, models and fine-tuning.
+TASK_REGISTRY.register(run_segmentation, name="segmentation")  # VOC2012 FCN, mIoU
+TASK_REGISTRY.register(run_depth, name="depth")  # NYU v2 FCRN, delta / rms / rel

@@ -233,3 +233,48 @@ _C.BENCHMARK.SEMI.WEIGHT_DECAY = 0.0
 # fraction of every class drawn with SUBSET_SEED from the images outside the validation split.
 _C.BENCHMARK.SEMI.SUBSET_LIST = ""
 _C.BENCHMARK.SEMI.SUBSET_SEED = 0
+
+_C.BENCHMARK.SEGMENTATION = _FvCfgNode()
+# PROTOCOLS.md s.6 (BYOL App. D.4): FCN (conv5 stride 1 / dilation 2; 2 x [3x3 256 d6 + BN + ReLU];
+# 1x1) fine-tuned on VOC2012 train_aug (10,582), tested on val (1,449). Classes incl. background;
+# 0 = from the dataset (21 for VOC, classes.txt + 1 for a set that declares its classes).
+_C.BENCHMARK.SEGMENTATION.NUM_CLASSES = 0
+_C.BENCHMARK.SEGMENTATION.IGNORE_LABEL = 255  # VOC's "void" (object boundaries), never trained or scored
+_C.BENCHMARK.SEGMENTATION.ITERS = 30000
+_C.BENCHMARK.SEGMENTATION.BATCH_SIZE = 16
+_C.BENCHMARK.SEGMENTATION.WEIGHT_DECAY = 1e-4
+_C.BENCHMARK.SEGMENTATION.MOMENTUM = 0.9  # not stated in the paper (SGD with momentum 0.9 as MoCo's FCN)
+_C.BENCHMARK.SEGMENTATION.LR_STEPS = (0.7, 0.9)  # lr x0.1 at 70% and 90% of training
+# The paper selects the base lr among 5 log-spaced values in [1e-3, 1e-1] on 2,119 images held out
+# from train_aug (= 20%), then trains on all of train_aug. BASE_LR > 0 skips the sweep.
+_C.BENCHMARK.SEGMENTATION.BASE_LR = 0.0
+_C.BENCHMARK.SEGMENTATION.LRS = (0.001, 0.00316, 0.01, 0.0316, 0.1)
+_C.BENCHMARK.SEGMENTATION.SWEEP_ITERS = 0  # iterations of each sweep run (0 = ITERS, the paper)
+_C.BENCHMARK.SEGMENTATION.VAL_SIZE = 2119  # held-out images (20% of the set when it has fewer than 2 x VAL_SIZE)
+_C.BENCHMARK.SEGMENTATION.CROP_SIZE = 513  # training crop and evaluation window
+_C.BENCHMARK.SEGMENTATION.SCALE_RANGE = (0.5, 2.0)
+_C.BENCHMARK.SEGMENTATION.HEAD_CHANNELS = 256
+_C.BENCHMARK.SEGMENTATION.HEAD_DILATION = 6
+# Resize every image / label map by this factor before the pipeline (1 = the paper; < 1 for CPU
+# budget runs on small sets, named in the results' "protocol").
+_C.BENCHMARK.SEGMENTATION.IMAGE_SCALE = 1.0
+
+_C.BENCHMARK.DEPTH = _FvCfgNode()
+# PROTOCOLS.md s.6 (BYOL App. D.6, Laina et al. 2016): conv5 -> 4 fast up-projections (512..64)
+# -> 3x3 conv -> depth at 1/2 the input resolution; reverse Huber loss; NYU v2 (654 test frames).
+_C.BENCHMARK.DEPTH.ITERS = 7500
+_C.BENCHMARK.DEPTH.BATCH_SIZE = 256
+_C.BENCHMARK.DEPTH.BASE_LR = 0.16  # 0.01 x 256/16, scaled linearly from Laina et al.
+_C.BENCHMARK.DEPTH.WEIGHT_DECAY = 5e-4
+_C.BENCHMARK.DEPTH.MOMENTUM = 0.9  # not stated in the paper (Laina et al.: SGD momentum 0.9)
+_C.BENCHMARK.DEPTH.LR_STEPS = (0.7, 0.9)  # not stated in the paper: the segmentation schedule's steps
+_C.BENCHMARK.DEPTH.INPUT_SCALE = 0.5  # 640x480 frames downsampled by 0.5 ...
+_C.BENCHMARK.DEPTH.CROP = (228, 304)  # ... and centre-cropped to 304x228 (height, width)
+_C.BENCHMARK.DEPTH.BERHU_C = 0.2  # reverse Huber threshold c = 0.2 max|error| of the batch
+_C.BENCHMARK.DEPTH.GRAYSCALE_PROB = 0.3
+_C.BENCHMARK.DEPTH.BRIGHTNESS = 0.1255  # max additive brightness change (images in [0, 1])
+_C.BENCHMARK.DEPTH.SATURATION = (0.5, 1.5)
+_C.BENCHMARK.DEPTH.HUE = 0.2  # hue shift in [-0.2, 0.2] (fraction of the colour circle)
+# Decoder channels of the up-projections; () = derived from the backbone: out_dim/4, halving,
+# one block per factor 2 from the backbone's stride down to 2 (R50: 512, 256, 128, 64).
+_C.BENCHMARK.DEPTH.DECODER_CHANNELS = ()

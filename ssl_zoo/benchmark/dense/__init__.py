@@ -1,0 +1,1 @@
+"""Parts shared by the dense transfer tasks (segmentation, depth): feature-map backbones, the fine-tuning loop."""
