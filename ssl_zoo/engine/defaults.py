@@ -20,6 +20,7 @@ from torch import nn
 
 from ssl_zoo.checkpoint.checkpointer import Checkpointer, load_file, strip_prefixes
 from ssl_zoo.engine import hooks as H
+from ssl_zoo.engine.compile import compile_method
 from ssl_zoo.engine.trainer import SSLTrainer
 from ssl_zoo.utils import comm
 from ssl_zoo.utils.env import collect_env_info, device_from_cfg, seed_all
@@ -117,8 +118,13 @@ def load_backbone_weights(backbone: nn.Module, path: str) -> None:
 
 
 def amp_dtype_from_cfg(cfg, device: Optional[torch.device] = None) -> Optional[torch.dtype]:
-    """Autocast dtype of SOLVER.AMP (None = fp32); bf16 falls back to fp32 on CPUs without native bf16."""
+    """Autocast dtype of SOLVER.AMP (None = fp32); bf16 falls back to fp32 on CPUs without native bf16.
+
+    AMP applies only on the device types in SOLVER.AMP.DEVICES (the ImageNet configs: CUDA only).
+    """
     if not cfg.SOLVER.AMP.ENABLED:
+        return None
+    if device is not None and device.type not in tuple(cfg.SOLVER.AMP.DEVICES):
         return None
     dtypes = {"bfloat16": torch.bfloat16, "float16": torch.float16}
     if cfg.SOLVER.AMP.DTYPE not in dtypes:
@@ -188,8 +194,10 @@ def build_trainer(cfg, resume: bool = False) -> SSLTrainer:
         from ssl_zoo.modeling.batchnorm import convert_sync_batchnorm
 
         model = convert_sync_batchnorm(model)
-    if cfg.MODEL.CHANNELS_LAST:
+    if cfg.MODEL.CHANNELS_LAST and device.type in tuple(cfg.MODEL.CHANNELS_LAST_DEVICES):
         model = model.to(memory_format=torch.channels_last)
+    if cfg.MODEL.COMPILE:
+        compile_method(model, backend=cfg.MODEL.COMPILE_BACKEND)
     optimizer = build_optimizer(cfg, model)
     checkpointer = Checkpointer(cfg.OUTPUT_DIR, model, optimizer)
 
