@@ -408,8 +408,8 @@ def main(argv=None) -> List[Dict]:
             rows.append(res)
     _print(args, rows, peak)
     if args.json:
-        atomic_write(args.json, json.dumps({"machine": machine_line(args), "args": vars(args), "peak_flops": peak,
-                                            "rows": rows}, indent=2))
+        text = json.dumps({"machine": machine_line(args), "args": vars(args), "peak_flops": peak, "rows": rows}, indent=2)
+        atomic_write(args.json, lambda f: f.write(text.encode()))
     return rows
 
 
