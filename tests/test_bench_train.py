@@ -56,3 +56,11 @@ def test_tiny_runs_of_both_pipelines(tmp_path):
     # The same backbone: lightly's heads are 4096-wide (its defaults), ours 32 here, so ours is cheaper.
     assert ours["gflops_per_image"] < lightly["gflops_per_image"]
     assert isinstance(LightlyBYOL(nn.Identity(), 8).backbone_momentum, nn.Identity)
+
+
+def test_tiny_run_with_the_gpu_backend_on_cpu(tmp_path):
+    torch.set_num_threads(1)
+    args, root = _tiny_args(tmp_path)
+    args.opts = list(args.opts) + ["INPUT.BACKEND", "gpu"]
+    res = run_ours(args, root, "fp32")
+    assert res["images_per_s"] > 0 and "gpu backend" in res["notes"]

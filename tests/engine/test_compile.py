@@ -65,3 +65,15 @@ def test_unknown_backend_name_keeps_the_model_eager(tiny_cfg, caplog):
         compile_method(model, backend="no_such_backend")
     assert model.forward == forward
     assert any("no_such_backend" in r.getMessage() for r in caplog.records)
+
+
+def test_build_trainer_wires_model_compile(tiny_cfg, tmp_path):
+    from ssl_zoo.engine.defaults import build_trainer
+
+    cfg = tiny_cfg.clone()
+    cfg.OUTPUT_DIR = str(tmp_path)
+    cfg.MODEL.COMPILE, cfg.MODEL.COMPILE_BACKEND = True, "aot_eager"
+    trainer = build_trainer(cfg)
+    assert type(trainer.unwrapped_model.forward).__name__ == "_CompiledWithFallback"
+    cfg.MODEL.COMPILE = False
+    assert not hasattr(build_trainer(cfg).unwrapped_model.forward, "failed")
