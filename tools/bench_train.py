@@ -46,7 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
@@ -78,6 +78,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: CPU count)")
     p.add_argument("--num-images", type=int, default=0, help="JPEGs to generate (default 2 steps' worth, >= 64)")
     p.add_argument("--pipelines", default="ours,lightly")
+    p.add_argument("--repeats", type=int, default=1, help="run the whole plan N times, interleaved, and keep each "
+                   "row's fastest run (on a shared machine other processes only ever slow a run down)")
     p.add_argument("--json", default="", help="also write the results here")
     p.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE config overrides (ours)")
     p.add_argument("--run", default="", help=argparse.SUPPRESS)  # internal: "<pipeline>:<precision>:<data>:<out>"
@@ -348,10 +350,9 @@ def _child(args) -> None:
 def _spawn(argv: List[str], pipeline: str, precision: str, data_root: str) -> Dict:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         out = f.name
-    cmd = [sys.executable, os.path.abspath(__file__)] + argv + ["--run", f"{pipeline}:{precision}:{data_root}:{out}"]
-    if "--opts" in argv:  # --opts swallows the rest of the line: put --run before it
-        i = argv.index("--opts")
-        cmd = [sys.executable, os.path.abspath(__file__)] + argv[:i] + ["--run", f"{pipeline}:{precision}:{data_root}:{out}"] + argv[i:]
+    run = ["--run", f"{pipeline}:{precision}:{data_root}:{out}"]
+    i = argv.index("--opts") if "--opts" in argv else len(argv)  # --opts swallows the rest of the line
+    cmd = [sys.executable, os.path.abspath(__file__)] + argv[:i] + run + argv[i:]
     subprocess.run(cmd, check=True)
     with open(out) as f:
         res = json.load(f)
@@ -399,10 +400,16 @@ def main(argv=None) -> List[Dict]:
         t = time.perf_counter()
         make_jpegs(data_root, n)
         print(f"generated {n} JPEGs in {time.perf_counter() - t:.1f} s", flush=True)
+        best: Dict[Tuple[str, str], Dict] = {}
+        for rep in range(args.repeats):
+            for pipeline, precision in plan:
+                print(f"running {pipeline} ({precision}), round {rep + 1} of {args.repeats} ...", flush=True)
+                res = _spawn(argv, pipeline, precision, data_root)
+                key = (pipeline, precision)
+                if key not in best or res["images_per_s"] > best[key]["images_per_s"]:
+                    best[key] = res
         rows = []
-        for pipeline, precision in plan:
-            print(f"running {pipeline} ({precision}) ...", flush=True)
-            res = _spawn(argv, pipeline, precision, data_root)
+        for (pipeline, precision), res in best.items():
             res["default"] = (pipeline == "ours" and precision == "default") or (pipeline == "lightly" and precision == "fp32")
             res["mfu_pct"] = 100 * res["achieved_tflops"] * 1e12 / peak[res["precision"]]
             rows.append(res)
@@ -417,7 +424,8 @@ def _print(args, rows: List[Dict], peak: Dict[str, float]) -> None:
     print(f"\n{machine_line(args)}")
     backbone = args.backbone or "config's backbone"
     print(f"{args.config_file}, {backbone}, {args.image_size} px, batch {args.batch_size}, {args.workers} workers, "
-          f"{args.iters} timed + {args.warmup} warm-up steps; device peak (measured matmul): "
+          f"{args.iters} timed + {args.warmup} warm-up steps, best of {args.repeats} interleaved round(s); "
+          f"device peak (measured matmul, best of 6): "
           + ", ".join(f"{k} {v / 1e12:.2f} TFLOP/s" for k, v in peak.items()))
     lightly_by_prec = {r["precision"]: r for r in rows if r["pipeline"] == "lightly"}
     lightly_default = next((r for r in rows if r["pipeline"] == "lightly" and r["default"]), None)
