@@ -3,7 +3,7 @@
 Not a timing test: --quick runs a batch of 4 for one iteration and says so."""
 import math
 
-from bench_data import CROP_IN_WORKERS, PATHS, main  # tools/ is on sys.path (conftest.py)
+from bench_data import CROP_IN_WORKERS, GPU_BACKEND, PATHS, main  # tools/ is on sys.path (conftest.py)
 
 
 def test_bench_quick_tables(capsys, tmp_path):
@@ -12,7 +12,7 @@ def test_bench_quick_tables(capsys, tmp_path):
     assert "NOT a measurement" in out and "logical CPUs" in out and "threads=1" in out
     aug = results["augmentation"]
     assert [(r["size"], r["path"]) for r in aug] == ([(32, p) for p in PATHS]
-                                                     + [(224, p) for p in (*PATHS, CROP_IN_WORKERS)])
+                                                     + [(224, p) for p in (*PATHS, CROP_IN_WORKERS, GPU_BACKEND)])
     assert {r["source"] for r in aug if r["size"] == 224} == {"375x500"}
     for r in aug:
         assert r["images/s"] > 0 and math.isclose(r["per core"], r["images/s"])  # 1 thread
@@ -28,4 +28,5 @@ def test_bench_quick_tables(capsys, tmp_path):
     header = next(line for line in out.splitlines() if "x lightly" in line)
     assert "images/s" in header and "per core" in header
     assert "blocked in next()" in out and "data total" in out
-    assert out.count("| ours batched ") == 3 and out.count(f"| {CROP_IN_WORKERS}") == 1 and (tmp_path / "bench.json").exists()
+    assert out.count("| ours batched ") == 3 and out.count(f"| {CROP_IN_WORKERS}") == 1
+    assert out.count(f"| {GPU_BACKEND}") == 1 and (tmp_path / "bench.json").exists()

@@ -13,6 +13,10 @@ from images already DECODED IN MEMORY (no file reading, no JPEG decoding anywher
   the batch gather from the in-memory set + random resized crop + every op, batched with
   per-sample parameters, all on the device from decoded uint8 (the ``INPUT.BACKEND
   "batched"`` path for in-memory sets).
+* ``ours gpu backend, decode on device`` (224 px only): ``INPUT.BACKEND "gpu"``: the batch's
+  JPEG files (the sources encoded at quality 90) decoded on the device (nvJPEG on CUDA,
+  libjpeg-turbo on the CPU), zero-padded, then crop + every op batched. The only row that
+  includes JPEG decoding, so it is a lower bound next to the others.
 * ``ours batched, crop in workers`` (224 px only): train_net's path for file datasets such
   as ImageNet: ``CropOnlyTransform`` per image (PIL random resized crop of each view from
   the decoded PIL image, as lightly's input, in T processes like the per-image paths) +
@@ -62,10 +66,13 @@ from tabulate import tabulate  # noqa: E402
 
 from ssl_zoo.data.transforms import (IMAGENET_MEAN, IMAGENET_STD, BatchedMultiViewAugment,  # noqa: E402
                                      CropOnlyTransform, MultiViewPILTransform, get_view_specs)
+from ssl_zoo.data.transforms.decode import decode_images, pad_to_batch  # noqa: E402
 
 PATHS = ("lightly BYOLTransform", "ours PIL", "ours batched")
 CROP_IN_WORKERS = "ours batched, crop in workers"  # extra row at sizes > 32 (file datasets' path)
-INPUTS = {PATHS[0]: "PIL image", PATHS[1]: "PIL image", PATHS[2]: "uint8 batch", CROP_IN_WORKERS: "PIL image"}
+GPU_BACKEND = "ours gpu backend, decode on device"  # extra row at sizes > 32 (INPUT.BACKEND gpu)
+INPUTS = {PATHS[0]: "PIL image", PATHS[1]: "PIL image", PATHS[2]: "uint8 batch", CROP_IN_WORKERS: "PIL image",
+          GPU_BACKEND: "JPEG bytes"}
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 
 
@@ -85,6 +92,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--tables", default="aug,train", help="which tables: aug, train or both")
     p.add_argument("--json", default="", help="also write the results to this JSON file")
     p.add_argument("--quick", action="store_true", help="tiny run for smoke tests (not a measurement)")
+    p.add_argument("--clock", default="wall", choices=("wall", "cpu"),
+                   help="Table 1 timing: wall time, or CPU time of the measuring process (needs --threads 1; "
+                        "per-core rates that other processes on a shared machine do not dilute)")
     args = p.parse_args(argv)
     if args.quick:
         args.batch_size, args.iters, args.train_iters, args.warmup, args.threads = 4, 1, 1, 1, 1
@@ -93,6 +103,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.workers = args.threads
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda but CUDA is not available")
+    if args.clock == "cpu" and (args.threads != 1 or args.device != "cpu"):
+        p.error("--clock cpu measures one CPU thread: use it with --threads 1 --device cpu")
     return args
 
 
@@ -109,7 +121,7 @@ def machine_line(args) -> str:
     gpu = f", GPU {torch.cuda.get_device_name()}" if args.device == "cuda" else ""
     return (f"{cpu}, {os.cpu_count()} logical CPUs{gpu}; torch {torch.__version__}, torchvision "
             f"{torchvision.__version__}, Pillow {PIL.__version__}, lightly {_lightly_version()}; "
-            f"threads={args.threads}, device={args.device}, batch={args.batch_size}, "
+            f"threads={args.threads}, device={args.device}, batch={args.batch_size}, clock={args.clock}, "
             f"{args.iters} timed + {args.warmup} warm-up batches")
 
 
@@ -151,16 +163,22 @@ def recipe(size: int):
 
 
 # ---------------------------------------------------------------------------- Table 1
+# Table 1's clock: wall time (default) or this process' CPU time (--clock cpu, one thread only): on
+# a shared machine CPU time counts only the time our thread actually ran, so per-core rates of
+# different paths stay comparable when other processes take the cores in turns.
+_CLOCK = [time.perf_counter]
+
+
 def _per_image_worker(transform, pils, start, count, warmup, barrier, queue) -> None:
     torch.set_num_threads(1)
     torch.manual_seed(start)
     for k in range(warmup):
         transform(pils[(start + k) % len(pils)])
     barrier.wait()
-    t0 = time.perf_counter()  # CLOCK_MONOTONIC: comparable across processes
+    t0 = _CLOCK[0]()  # wall: CLOCK_MONOTONIC, comparable across processes
     for k in range(count):
         transform(pils[(start + k) % len(pils)])
-    queue.put((t0, time.perf_counter(), count))
+    queue.put((t0, _CLOCK[0](), count))
 
 
 def per_image_rate(transform: Callable, pils: Sequence[Image.Image], n: int, warmup: int, threads: int) -> float:
@@ -198,11 +216,36 @@ def batched_rate(augment: BatchedMultiViewAugment, images: torch.Tensor, batch: 
     for i in range(warmup):
         step(i)
     _sync(device)
-    t0 = time.perf_counter()
+    t0 = _CLOCK[0]()
     for i in range(iters):
         step(warmup + i)
     _sync(device)
-    return batch * iters / (time.perf_counter() - t0)
+    return batch * iters / (_CLOCK[0]() - t0)
+
+
+def gpu_backend_rate(augment: BatchedMultiViewAugment, images: torch.Tensor, batch: int, iters: int, warmup: int,
+                     device: torch.device) -> float:
+    """Images/s of INPUT.BACKEND "gpu"'s main-process work: decode a batch of JPEG files (quality 90)
+    on ``device`` (nvJPEG, batched, on CUDA), zero-pad, crop + every op. Unlike the other rows this
+    one includes JPEG decoding."""
+    from torchvision.io import encode_jpeg
+
+    files = [encode_jpeg(im, quality=90) for im in images]
+    g = torch.Generator().manual_seed(0)
+
+    def step(i: int) -> None:
+        chunk = [files[(i * batch + k) % len(files)] for k in range(batch)]
+        x, sizes = pad_to_batch(decode_images(chunk, device))
+        augment(x, generator=g, image_sizes=sizes)
+
+    for i in range(warmup):
+        step(i)
+    _sync(device)
+    t0 = _CLOCK[0]()
+    for i in range(iters):
+        step(warmup + i)
+    _sync(device)
+    return batch * iters / (_CLOCK[0]() - t0)
 
 
 def _sync(device: torch.device) -> None:
@@ -238,11 +281,15 @@ def augmentation_table(args) -> List[Dict]:
                                     args.batch_size, args.iters, args.warmup, device)
             rates[CROP_IN_WORKERS] = 1.0 / (1.0 / crop_rate + 1.0 / aug_rate)
             paths.append(CROP_IN_WORKERS)
+            torch.set_num_threads(args.threads)
+            rates[GPU_BACKEND] = gpu_backend_rate(BatchedMultiViewAugment(specs, mean, IMAGENET_STD, crop=True),
+                                                  images, args.batch_size, args.iters, args.warmup, device)
+            paths.append(GPU_BACKEND)
             print(f"{size} px, {CROP_IN_WORKERS}: CropOnlyTransform {crop_rate:,.0f} images/s + batched "
                   f"augmentation of the crops {aug_rate:,.0f} images/s ({args.threads} thread(s) each)")
         src = "x".join(str(s) for s in images.shape[-2:])
         for path in paths:
-            on_gpu = path in (PATHS[2], CROP_IN_WORKERS) and device.type == "cuda"
+            on_gpu = path in (PATHS[2], CROP_IN_WORKERS, GPU_BACKEND) and device.type == "cuda"
             rows.append({"size": size, "source": src, "path": path, "input": INPUTS[path],
                          "runs on": f"{args.device}" if on_gpu else f"{args.threads} CPU thread(s)",
                          "images/s": rates[path], "per core": None if on_gpu else rates[path] / args.threads,
@@ -344,6 +391,7 @@ def _fmt_rows(rows: List[Dict]) -> List[List]:
 
 def main(argv=None) -> Dict[str, List[Dict]]:
     args = parse_args(argv)
+    _CLOCK[0] = time.process_time if args.clock == "cpu" else time.perf_counter
     tables = set(args.tables.split(","))
     results: Dict[str, List[Dict]] = {"machine": machine_line(args)}
     if args.quick:

@@ -31,6 +31,14 @@ _C.MODEL.WEIGHTS = ""
 _C.MODEL.SYNC_BN = False
 # Use torch.channels_last memory format (faster convolutions on GPU tensor cores).
 _C.MODEL.CHANNELS_LAST = False
+# Device types on which CHANNELS_LAST applies (elsewhere the model stays contiguous): the
+# ImageNet configs use ("cuda",), a device-conditional default (issue #18).
+_C.MODEL.CHANNELS_LAST_DEVICES = ("cpu", "cuda")
+# torch.compile the method's forward/backward (ssl_zoo.engine.compile; eager fallback + a log
+# line when it cannot compile). Same result as eager up to float rounding (tests/engine).
+_C.MODEL.COMPILE = False
+# torch.compile backend: "inductor" (fast), "aot_eager" / "eager" (debugging).
+_C.MODEL.COMPILE_BACKEND = "inductor"
 
 _C.MODEL.BACKBONE = _FvCfgNode()
 # BACKBONE_REGISTRY name ("resnet50", "resnet18_cifar", ...) or "timm:<model name>".
@@ -56,6 +64,8 @@ _C.INPUT.AUG_PRESET = "byol"
 # "pil": per-image torchvision/PIL ops in DataLoader workers (reference);
 # "batched": workers decode + crop to uint8, colour/blur/solarize/flip run batched
 # on the training device with per-sample random parameters (fast).
+# "gpu": workers only read the file bytes; JPEG decode (torchvision.io.decode_jpeg, batched),
+# random resized crop and every op run on the training device (CUDA; the CPU otherwise).
 _C.INPUT.BACKEND = "batched"
 # Side of the square training crops.
 _C.INPUT.IMAGE_SIZE = 224
@@ -154,6 +164,9 @@ _C.SOLVER.CHECKPOINT_MAX_ABS = 1e6
 _C.SOLVER.AMP = _FvCfgNode()
 _C.SOLVER.AMP.ENABLED = False
 _C.SOLVER.AMP.DTYPE = "bfloat16"  # or "float16" (uses a GradScaler)
+# Device types on which ENABLED applies (elsewhere fp32): the ImageNet configs use ("cuda",),
+# bf16 autocast on GPUs by default and fp32 on CPUs (issue #18).
+_C.SOLVER.AMP.DEVICES = ("cpu", "cuda")
 
 # ---------------------------------------------------------------------------- TEST / monitoring
 _C.TEST = _FvCfgNode()

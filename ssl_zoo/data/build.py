@@ -19,12 +19,15 @@ path                            ``next(iterator)``                              
 (c) "batched", file dataset     ``(uint8 [B,V,3,S,S] cropped, int64 [B])``       as (b) without the crop
                                 (workers decode + random-resized-crop; a list
                                 of V uint8 [B,3,S_v,S_v] if view sizes differ)
+(d) "gpu", file dataset         ``(B x uint8 [N_i] file bytes, int64 [B],        decode on the device (nvJPEG, batched),
+                                B paths)`` (workers only read the files)         zero-pad, then as (b) with per-image
+                                                                                 sizes (``encoded.py``)
 =============================== ================================================ =========================================
 
 Determinism: the order of images is a function of (SEED, iteration) and the global batch of
 an iteration is the same for any world size (``samplers.py``). Augmentation is a function of
 (SEED, epoch, image index) for worker-side ops (paths a, c: per-sample seeds) and of
-(SEED, iteration, rank) for device-side ops (paths b, c). Hence ``start_iter`` resumes exactly.
+(SEED, iteration, rank) for device-side ops (paths b, c, d). Hence ``start_iter`` resumes exactly.
 
 An "iteration" is one batch of ``SOLVER.IMS_PER_BATCH`` images; with ``SOLVER.ACCUM_STEPS
 > 1`` the trainer should count micro-batches here (``start_iter = iter * ACCUM_STEPS``,
@@ -46,6 +49,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ssl_zoo.data.catalog import build_dataset
 from ssl_zoo.data.datasets import InMemoryImageDataset
+from ssl_zoo.data.encoded import DecodeAugmentOnDevice, EncodedFiles, collate_encoded
 from ssl_zoo.data.samplers import InfiniteBatchSampler, SeededDataset, mix_seed
 from ssl_zoo.data.subset import subset_from_cfg
 from ssl_zoo.data.transforms.batched import BatchedMultiViewAugment
@@ -129,15 +133,15 @@ def make_train_data(dataset: Dataset, *, specs: Sequence[Any], backend: str,
 
     ``dataset`` is a freshly built dataset without transform (its ``transform`` is set here).
     """
-    if backend not in ("pil", "batched"):
-        raise ValueError(f"INPUT.BACKEND must be 'pil' or 'batched', got {backend!r}")
+    if backend not in ("pil", "batched", "gpu"):
+        raise ValueError(f"INPUT.BACKEND must be 'pil', 'batched' or 'gpu', got {backend!r}")
     in_memory = isinstance(dataset, InMemoryImageDataset)
     sampler = InfiniteBatchSampler(len(dataset), global_batch_size, seed, rank, world_size, start_iter,
                                    with_seeds=True)
     common = dict(iters_per_epoch=sampler.iters_per_epoch, num_images=len(dataset),
                   batch_size=sampler.batch_size, dataset=dataset)
 
-    if backend == "batched" and in_memory:  # (b)
+    if backend in ("batched", "gpu") and in_memory:  # (b): already decoded, augmented on the device
         images, targets = dataset.images, dataset.targets
         if device.type == "cuda" and images.numel() <= _MAX_DEVICE_DATASET_BYTES:
             images, targets = images.to(device), targets.to(device)
@@ -145,6 +149,12 @@ def make_train_data(dataset: Dataset, *, specs: Sequence[Any], backend: str,
         return TrainData(_gather_batches(images, targets, sampler), _AugmentOnDevice(augment, device, seed, rank),
                          **common)
 
+    if backend == "gpu":  # (d)
+        augment = BatchedMultiViewAugment(specs, mean, std, crop=True)
+        loader = DataLoader(EncodedFiles(dataset), batch_sampler=sampler, num_workers=num_workers,
+                            collate_fn=collate_encoded, pin_memory=pin_memory and device.type == "cuda",
+                            persistent_workers=num_workers > 0)
+        return TrainData(iter(loader), DecodeAugmentOnDevice(augment, device, seed, rank), **common)
     if backend == "pil":  # (a)
         dataset.transform, batch_transform = MultiViewPILTransform(specs, mean, std), _ToDevice(device)
     else:  # (c)

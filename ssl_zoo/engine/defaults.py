@@ -28,6 +28,7 @@ from ssl_zoo.checkpoint.run_dir import RunDirLock, RunDirLockedError, check_fres
 from ssl_zoo.config import ConfigError
 from ssl_zoo.data.build import build_eval_loader, build_train_loader
 from ssl_zoo.engine import hooks as H
+from ssl_zoo.engine.compile import compile_method
 from ssl_zoo.engine.launch import DEFAULT_TIMEOUT, collective_timeout_message, launch
 from ssl_zoo.engine.trainer import SSLTrainer, TrainingInterrupted
 from ssl_zoo.model_zoo.weights import load_backbone_weights
@@ -266,8 +267,10 @@ def build_trainer(cfg, resume: bool = False) -> SSLTrainer:
     model = build_method(cfg).to(device)
     if cfg.MODEL.SYNC_BN and comm.get_world_size() > 1:
         model = convert_sync_batchnorm(model)
-    if cfg.MODEL.CHANNELS_LAST:
+    if cfg.MODEL.CHANNELS_LAST and device.type in tuple(cfg.MODEL.CHANNELS_LAST_DEVICES):
         model = model.to(memory_format=torch.channels_last)
+    if cfg.MODEL.COMPILE:
+        compile_method(model, backend=cfg.MODEL.COMPILE_BACKEND)
     optimizer = build_optimizer(cfg, model, lr_rules=type(model).lr_rules(cfg))
     checkpointer = Checkpointer(cfg.OUTPUT_DIR, model, optimizer, max_abs=cfg.SOLVER.CHECKPOINT_MAX_ABS)
 

@@ -59,8 +59,13 @@ def device_from_cfg(cfg) -> torch.device:
 
 
 def amp_dtype_from_cfg(cfg, device: Optional[torch.device] = None) -> Optional[torch.dtype]:
-    """Autocast dtype of SOLVER.AMP (None = fp32); bf16 falls back to fp32 on CPUs without native bf16."""
+    """Autocast dtype of SOLVER.AMP (None = fp32); bf16 falls back to fp32 on CPUs without native bf16.
+
+    AMP applies only on the device types in SOLVER.AMP.DEVICES (the ImageNet configs: CUDA only).
+    """
     if not cfg.SOLVER.AMP.ENABLED:
+        return None
+    if device is not None and device.type not in tuple(cfg.SOLVER.AMP.DEVICES):
         return None
     dtypes = {"bfloat16": torch.bfloat16, "float16": torch.float16}
     if cfg.SOLVER.AMP.DTYPE not in dtypes:

@@ -79,7 +79,7 @@ class ViewParams:
 def sample_view_params(
     spec: ViewSpec,
     batch_size: int,
-    image_hw: Optional[Tuple[int, int]] = None,
+    image_hw: Optional[Union[Tuple[int, int], Tensor]] = None,
     generator: Optional[torch.Generator] = None,
     device: Optional[torch.device] = None,
 ) -> ViewParams:
@@ -91,7 +91,8 @@ def sample_view_params(
     Args:
         spec: the view's recipe.
         batch_size: B.
-        image_hw: (H, W) of the source images to crop; None = no crop (boxes = None).
+        image_hw: (H, W) of the source images to crop, or int ``[B, 2]`` sizes per image (a
+            zero-padded batch of images of different sizes); None = no crop (boxes = None).
         generator: random source; its device is where everything is drawn.
         device: drawing device when ``generator`` is None (default CPU).
     """
@@ -99,8 +100,9 @@ def sample_view_params(
         device = generator.device if generator is not None else torch.device("cpu")
     boxes = None
     if image_hw is not None:
-        boxes = sample_resized_crop_params(batch_size, image_hw[0], image_hw[1], spec.crop_scale,
-                                              spec.crop_ratio, generator=generator, device=device)
+        hgt, wid = (image_hw[:, 0], image_hw[:, 1]) if isinstance(image_hw, Tensor) else image_hw
+        boxes = sample_resized_crop_params(batch_size, hgt, wid, spec.crop_scale, spec.crop_ratio,
+                                           generator=generator, device=device)
     u = torch.rand(batch_size, 6, generator=generator, device=device)
     ranges = spec.jitter_ranges()
     lo = torch.tensor([r[0] if r else (0.0 if n == "hue" else 1.0) for n, r in ranges.items()], device=device)
@@ -222,7 +224,9 @@ class BatchedMultiViewAugment:
             (CIFAR); False = inputs are already cropped per view (``pil.CropOnlyTransform``).
 
     Call:
-        ``images``: crop=True: uint8 (or float [0, 1]) ``[B, 3, H, W]``. crop=False: a list
+        ``images``: crop=True: uint8 (or float [0, 1]) ``[B, 3, H, W]``, with ``image_sizes``
+        (int ``[B, 2]``) when the images have different sizes and are zero-padded to H x W
+        (each box is drawn inside its image; the resize never reads the padding). crop=False: a list
         of V tensors ``[B, 3, S, S]``, or ``[B, V, 3, S, S]``, or one ``[B, 3, S, S]`` used for
         every view. ``generator``: a torch.Generator on the images' device or on CPU (CPU
         draws are moved; a CPU generator also avoids device syncs). None = global RNG.
@@ -251,20 +255,22 @@ class BatchedMultiViewAugment:
             raise ValueError(f"Got {len(views)} pre-cropped views for {len(self.specs)} view specs")
         return views
 
-    def sample_params(self, batch_size: int, image_hw: Optional[Tuple[int, int]],
+    def sample_params(self, batch_size: int, image_hw: Optional[Union[Tuple[int, int], Tensor]],
                       generator: Optional[torch.Generator] = None,
                       device: Optional[torch.device] = None) -> List[ViewParams]:
         """Draw every view's parameters (view by view, in spec order)."""
         return [sample_view_params(s, batch_size, image_hw, generator, device) for s in self.specs]
 
     @torch.no_grad()
-    def __call__(self, images: Union[Tensor, Sequence[Tensor]],
-                 generator: Optional[torch.Generator] = None) -> List[Tensor]:
+    def __call__(self, images: Union[Tensor, Sequence[Tensor]], generator: Optional[torch.Generator] = None,
+                 image_sizes: Optional[Tensor] = None) -> List[Tensor]:
         if self.crop:
             if not isinstance(images, Tensor) or images.dim() != 4:
                 raise ValueError("crop=True expects one [B, 3, H, W] tensor of same-size images")
             device = images.device
             batch, image_hw = images.shape[0], tuple(images.shape[-2:])
+            if image_sizes is not None:  # images of different sizes, zero-padded to [H, W]: crop inside each
+                image_hw = image_sizes.to(device if generator is None else generator.device)
             # Large uint8 images stay uint8 (each box is sliced and resized alone); otherwise the
             # batch is converted to float once and shared by the views' dense resizes.
             sparse = [images.dtype == torch.uint8 and sparse_resize_pays(images, s.size) for s in self.specs]

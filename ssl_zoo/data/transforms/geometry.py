@@ -9,7 +9,7 @@ takes an explicit ``torch.Generator``.
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -21,8 +21,8 @@ __all__ = ["sample_resized_crop_params", "resize_weights", "resized_crop", "spar
 
 def sample_resized_crop_params(
     batch_size: int,
-    height: int,
-    width: int,
+    height: Union[int, Tensor],
+    width: Union[int, Tensor],
     scale: Sequence[float],
     ratio: Sequence[float],
     generator: Optional[torch.Generator] = None,
@@ -38,7 +38,9 @@ def sample_resized_crop_params(
 
     Args:
         batch_size: B.
-        height, width: image size (all images of the batch share it).
+        height, width: image size: ints (all images of the batch share it) or int ``[B]``
+            tensors, one size per image (decoded files of different sizes). The random draws
+            do not depend on the sizes, so equal sizes given either way give the same boxes.
         scale: (min, max) area fraction.
         ratio: (min, max) aspect ratio w / h.
         generator: source of randomness (its device is used when ``device`` is None).
@@ -51,35 +53,35 @@ def sample_resized_crop_params(
     if device is None:
         device = generator.device if generator is not None else torch.device("cpu")
     f64 = dict(dtype=torch.float64, device=device, generator=generator)
+    # Sizes as float64 [B] (exact for any image size); ints broadcast.
+    hgt = torch.as_tensor(height, dtype=torch.float64, device=device).expand(batch_size)
+    wid = torch.as_tensor(width, dtype=torch.float64, device=device).expand(batch_size)
     u = torch.rand(batch_size, attempts, 2, **f64)
-    target_area = height * width * (scale[0] + (scale[1] - scale[0]) * u[..., 0])
+    target_area = (hgt * wid)[:, None] * (scale[0] + (scale[1] - scale[0]) * u[..., 0])
     log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
     aspect = torch.exp(log_lo + (log_hi - log_lo) * u[..., 1])
     w = torch.round(torch.sqrt(target_area * aspect))  # round-half-even, as Python's round()
     h = torch.round(torch.sqrt(target_area / aspect))
-    fits = (w > 0) & (w <= width) & (h > 0) & (h <= height)
+    fits = (w > 0) & (w <= wid[:, None]) & (h > 0) & (h <= hgt[:, None])
     first = fits.to(torch.uint8).argmax(dim=1, keepdim=True)  # argmax returns the first maximum
     found = fits.any(dim=1)
     w = w.gather(1, first).squeeze(1)
     h = h.gather(1, first).squeeze(1)
 
     # torchvision's fallback: the whole image, clipped to the ratio range, centred.
-    in_ratio = width / height
-    if in_ratio < min(ratio):
-        fw, fh = width, int(round(width / min(ratio)))
-    elif in_ratio > max(ratio):
-        fw, fh = int(round(height * max(ratio))), height
-    else:
-        fw, fh = width, height
-    w = torch.where(found, w, torch.full_like(w, fw))
-    h = torch.where(found, h, torch.full_like(h, fh))
+    in_ratio = wid / hgt
+    lo_r, hi_r = min(ratio), max(ratio)
+    fw = torch.where(in_ratio > hi_r, torch.round(hgt * hi_r), wid)
+    fh = torch.where(in_ratio < lo_r, torch.round(wid / lo_r), hgt)
+    w = torch.where(found, w, fw)
+    h = torch.where(found, h, fh)
 
     # Uniform integer offsets, like torch.randint(0, H - h + 1).
     u_pos = torch.rand(batch_size, 2, **f64)
-    top = torch.minimum(torch.floor(u_pos[:, 0] * (height - h + 1)), height - h)
-    left = torch.minimum(torch.floor(u_pos[:, 1] * (width - w + 1)), width - w)
-    top = torch.where(found, top, torch.div(height - h, 2, rounding_mode="floor"))
-    left = torch.where(found, left, torch.div(width - w, 2, rounding_mode="floor"))
+    top = torch.minimum(torch.floor(u_pos[:, 0] * (hgt - h + 1)), hgt - h)
+    left = torch.minimum(torch.floor(u_pos[:, 1] * (wid - w + 1)), wid - w)
+    top = torch.where(found, top, torch.div(hgt - h, 2, rounding_mode="floor"))
+    left = torch.where(found, left, torch.div(wid - w, 2, rounding_mode="floor"))
     return torch.stack((top, left, h, w), dim=1).to(torch.int64)
 
 
