@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from test_model_zoo_helpers import LocalServer
+from model_zoo_fixtures import LocalServer
 from torch import nn
 from torchvision import transforms as T
 from torchvision.transforms import InterpolationMode

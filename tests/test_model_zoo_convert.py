@@ -4,7 +4,7 @@ import os
 
 import pytest
 import torch
-from test_model_zoo_helpers import resnet_state_dict
+from model_zoo_fixtures import resnet_state_dict
 
 from ssl_zoo.model_zoo import convert_file, export_safetensors, export_timm, export_torchvision
 from ssl_zoo.model_zoo.convert import detect_format, load_checkpoint

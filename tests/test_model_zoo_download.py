@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 import torch
-from test_model_zoo_helpers import (
+from model_zoo_fixtures import (
     LocalServer,
     make_haiku_byol_pickle,
     numpy_haiku_resnet_forward,

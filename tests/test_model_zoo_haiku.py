@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from test_model_zoo_helpers import make_haiku_byol_pickle, numpy_haiku_resnet_forward
+from model_zoo_fixtures import make_haiku_byol_pickle, numpy_haiku_resnet_forward
 
 from ssl_zoo.model_zoo.convert import convert_checkpoint, safe_load_pickle
 from ssl_zoo.model_zoo.convert.safe_pickle import UnsafePickleError

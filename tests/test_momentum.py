@@ -70,9 +70,20 @@ def test_cosine_schedule_values():
     assert values == sorted(values)
 
 
-def test_constant_schedule_and_registry():
+@pytest.mark.parametrize("name", MOMENTUM_SCHEDULE_REGISTRY.names())
+def test_every_momentum_schedule_starts_at_base_stays_in_range_and_is_pure(name):
+    """Any tau schedule: tau(0) = base, base <= tau <= 1, non-decreasing, and a pure function of the step
+    (a resumed run recomputes the same tau)."""
+    fn = MOMENTUM_SCHEDULE_REGISTRY.get(name)
+    base, total = 0.99, 50
+    values = [fn(k, total, base) for k in range(total + 1)]
+    assert values[0] == pytest.approx(base)
+    assert all(base - 1e-12 <= v <= 1.0 + 1e-12 for v in values) and values == sorted(values)
+    assert values == [fn(k, total, base) for k in range(total + 1)]
+
+
+def test_constant_schedule_and_builder():
     assert constant_momentum(0, 10, 0.99) == 0.99 == constant_momentum(10, 10, 0.99)
-    assert MOMENTUM_SCHEDULE_REGISTRY.names() == ["constant", "cosine"]
     schedule = build_momentum_schedule("cosine", 0.99)
     assert [schedule(k, 20) for k in (0, 7, 20)] == [cosine_momentum(k, 20, 0.99) for k in (0, 7, 20)]
     assert build_momentum_schedule("constant", 0.999)(5, 10) == 0.999

@@ -498,3 +498,16 @@ def test_chunked_augmentation_equals_whole_batch(monkeypatch):
     for a, b in zip(whole, from_float):
         # uint8 resize rounds (and clips noise overshoot) after each pass, like PIL
         assert (a - b).abs().mean() < 0.05 / 0.225
+
+
+@pytest.mark.parametrize("name", AUGMENTATION_REGISTRY.names())
+def test_every_preset_runs_in_both_backends(name):
+    """Any registered preset: valid ViewSpecs, and both backends give one normalised view per spec at its size."""
+    specs = get_view_specs(name, 16)
+    assert specs and all(isinstance(s, ViewSpec) for s in specs)
+    u8 = torch.randint(0, 256, (3, 3, 20, 20), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    views = BatchedMultiViewAugment(specs)(u8, torch.Generator().manual_seed(0))
+    assert [tuple(v.shape) for v in views] == [(3, 3, s.size, s.size) for s in specs]
+    assert all(torch.isfinite(v).all() for v in views)
+    pil = MultiViewPILTransform(specs, IMAGENET_MEAN, IMAGENET_STD)(Image.fromarray(u8[0].permute(1, 2, 0).numpy()))
+    assert [tuple(v.shape) for v in pil] == [(3, s.size, s.size) for s in specs]

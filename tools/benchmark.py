@@ -91,6 +91,8 @@ def print_rows(rows) -> None:
     if "train" in first:
         val = f" (validation: {first['val_images']} images held out from train)" if "val_images" in first else ""
         print(f"data: {first['train']} -> {first.get('test', '')}{val}")
+    if rows and "protocol" in rows[-1]:  # the schedule the rows ran (the paper's, or a named budget)
+        print(f"schedule: {rows[-1]['protocol']}")
     cols = [c for c in PREFERRED_COLUMNS if any(c in r for r in rows)]
     cols += [c for r in rows for c in r if c not in cols and c not in DESCRIPTIVE and not isinstance(r[c], (dict, list))]
     cols = list(dict.fromkeys(cols))
@@ -99,7 +101,7 @@ def print_rows(rows) -> None:
 
 PREFERRED_COLUMNS = ("task", "mode", "top1", "top5", "best_lr", "best_epochs", "speedup_vs_faithful",
                      "top1_minus_faithful", "seconds")
-DESCRIPTIVE = ("weights", "train", "test", "val_images")
+DESCRIPTIVE = ("weights", "train", "test", "val_images", "protocol")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The fault-injection suite (issue 13) reuses the helpers of the tests one level up
 (``test_trainer.build_toy_trainer``, ``test_resume_e2e``'s tiny config and slow wrapper,
-``test_model_zoo_helpers.LocalServer``): make them importable."""
+``model_zoo_fixtures.LocalServer``): make them importable."""
 import os
 import sys
 

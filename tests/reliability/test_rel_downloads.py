@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from test_model_zoo_helpers import LocalServer
+from model_zoo_fixtures import LocalServer
 from test_trainer import _hook_log_records
 
 from ssl_zoo.model_zoo import catalog

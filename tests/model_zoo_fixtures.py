@@ -1,4 +1,4 @@
-"""Fixtures shared by the model-zoo tests (no tests here).
+"""Fixtures shared by the model-zoo and download tests (a helper module, not a test file).
 
 - :class:`LocalServer`: ``http.server`` on 127.0.0.1 in a thread, serving in-memory files with
   ``Range`` support, a request log, a "drop the connection after N bytes once" switch, and
