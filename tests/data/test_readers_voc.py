@@ -85,6 +85,9 @@ def test_official_split_size_mismatch_is_reported(voc07):
     assert check_split_size(voc07, "test", 4952) is None
     assert check_split_size("/x/VOC2012", "trainval", 11540) is None
     assert check_split_size("/x/pasted", "trainval", 3) is None  # not an official year: no check
+    with open(os.path.join(voc07, "classes.txt"), "w") as f:
+        f.write("chair\ndog\ncar\n")
+    assert check_split_size(voc07, "trainval", 2) is None  # declares its own classes: not official
 
 
 def test_classes_file_and_unknown_class(tmp_path):

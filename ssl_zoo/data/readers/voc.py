@@ -14,7 +14,8 @@ Coordinates: the XML stores 1-based inclusive pixel indices (the devkit's conven
 
 Sizes of the official splits (PROTOCOLS.md s.6: VOC07 trainval 5,011, test 4,952, VOC12 trainval
 11,540) are checked; a mismatch is reported as a warning (a user may run on a partial copy on
-purpose), or raised with ``strict_size=True``.
+purpose), or raised with ``strict_size=True``. A directory with a ``classes.txt`` is not an
+official release and is not checked.
 
 A ``classes.txt`` (one class name per line) in the year directory overrides the 20 VOC classes:
 datasets in VOC's layout with other classes (``tools/make_pasted_voc.py``) ship one, and
@@ -152,10 +153,11 @@ def check_split_size(root: str, image_set: str, n: int, strict: bool = False) ->
     """Compare ``n`` with the official size of ``(basename(root), image_set)``.
 
     Returns the mismatch message (also warned, or raised as ``ValueError`` when ``strict``), or
-    None when the sizes agree or the directory is not an official year (e.g. a pasted set).
+    None when the sizes agree or the directory is not an official release: its name is not an
+    official year, or it declares its own classes in ``classes.txt`` (e.g. a pasted set).
     """
     expected = OFFICIAL_SPLIT_SIZES.get((os.path.basename(os.path.normpath(root)), image_set))
-    if expected is None or expected == n:
+    if expected is None or expected == n or os.path.isfile(os.path.join(root, CLASSES_FILE)):
         return None
     msg = (f"{root}: ImageSets/Main/{image_set}.txt lists {n} images, the official release has "
            f"{expected}; results are not comparable with published numbers")
