@@ -10,6 +10,8 @@ Examples:
         --weights byol_r50_1x_1000ep --num-gpus 8
     python tools/benchmark.py --task linear --config-file configs/byol/r50_1000ep.yaml \\
         --weights torchvision:resnet50 --dataset imagenet BENCHMARK.LINEAR.EPOCHS 90
+    python tools/benchmark.py --task detection --dataset voc0712 --config-file configs/byol/r50_1000ep.yaml \\
+        --weights byol_r50_1x_1000ep --num-gpus 8         # MoCo's VOC protocol, Faster R-CNN R50-C4
 
 ``--config-file`` gives the backbone (MODEL.BACKBONE.*), input size and normalisation
 (INPUT.*), precision (SOLVER.AMP.*) and by default the dataset (DATASETS.KNN_TRAIN / KNN_TEST);
@@ -30,7 +32,7 @@ from _paths import import_methods  # noqa: E402
 from ssl_zoo.config import load_config  # noqa: E402
 from ssl_zoo.engine.defaults import launch_cli  # noqa: E402
 
-TASKS = ("knn", "linear", "semi")
+TASKS = ("knn", "linear", "semi", "detection")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -43,6 +45,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--mode", default=None, choices=("faithful", "fast", "both"),
                    help="linear: overrides BENCHMARK.LINEAR.MODE")
     p.add_argument("--dataset", default="", help="evaluate on NAME_train / NAME_test (e.g. cifar10, imagenet)")
+    p.add_argument("--resume", action="store_true", help="detection: continue from OUTPUT_DIR/last_checkpoint")
     p.add_argument("--output-dir", default="", help="default: <OUTPUT_DIR of the config>/eval/<task>[_<mode>]")
     p.add_argument("--print-config", action="store_true", help="print the merged config and exit")
     p.add_argument("--num-gpus", type=int, default=1, help="processes per machine")
@@ -75,6 +78,8 @@ def main(args):
 
     cfg = setup_cfg(args)
     default_setup(cfg, args)
+    if args.task == "detection":
+        return run_detection_cli(cfg, args)
     setup = B.build_eval_setup(cfg, args.weights, args.dataset)
     if args.task == "knn":
         rows = P.run_knn(setup, ks=tuple(cfg.TEST.KNN_K), temperature=cfg.TEST.KNN_TEMPERATURE)
@@ -97,6 +102,27 @@ def main(args):
         print(tabulate(table, headers=shown, floatfmt=".2f", tablefmt="github"))
         print(f"results: {os.path.join(cfg.OUTPUT_DIR, 'results.json')}"
               + (f", appended to {cfg.BENCHMARK.RESULTS_CSV}" if cfg.BENCHMARK.RESULTS_CSV else ""))
+    return rows
+
+
+def run_detection_cli(cfg, args):
+    """``--task detection`` (PROTOCOLS.md s.6): train + test the C4 detector, write the results."""
+    from tabulate import tabulate
+
+    from ssl_zoo.benchmark.detection.train import run_detection
+    from ssl_zoo.evaluation import benchmark as B
+    from ssl_zoo.utils import comm
+
+    rows = run_detection(cfg, args)
+    if comm.is_main_process():
+        meta = {"weights": rows[0]["weights"], "train": rows[0]["dataset"], "test": "VOC2007 test",
+                "backbone": f"{cfg.MODEL.BACKBONE.NAME} w{cfg.MODEL.BACKBONE.WIDTH} bw{cfg.MODEL.BACKBONE.BASE_WIDTH}",
+                "config_file": args.config_file, "world_size": comm.get_world_size()}
+        B.write_results(rows, cfg.OUTPUT_DIR, cfg.BENCHMARK.RESULTS_CSV, meta)
+        cols = ("dataset", "AP50", "AP", "AP75", "iterations", "train_its_per_s", "schedule")
+        print(f"\nweights: {rows[0]['weights']}")
+        print(tabulate([[r[c] for c in cols] for r in rows], headers=cols, floatfmt=".2f", tablefmt="github"))
+        print(f"results: {os.path.join(cfg.OUTPUT_DIR, 'results.json')}")
     return rows
 
 

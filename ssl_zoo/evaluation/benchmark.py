@@ -36,7 +36,7 @@ __all__ = ["eval_dataset_names", "build_eval_setup", "linear_config", "semi_conf
 # SimCLR's fixed ImageNet subsets (Chen et al. 2020, used by BYOL App. C.1): one file name per line.
 SIMCLR_SUBSET_URL = "https://raw.githubusercontent.com/google-research/simclr/master/imagenet_subsets/{}percent.txt"
 CSV_COLUMNS = ("time", "task", "mode", "top1", "top5", "best_lr", "best_epochs", "seconds", "weights", "train",
-               "test", "backbone", "output_dir")
+               "test", "backbone", "output_dir", "AP50", "AP", "AP75")
 
 
 def eval_dataset_names(cfg, dataset: str = "") -> tuple:
