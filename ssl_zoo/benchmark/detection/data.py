@@ -86,8 +86,10 @@ def build_train_loader(dataset: Dataset, global_batch: int, seed: int, rank: int
     """Infinite loader whose batches are a function of (seed, iteration): a resumed run reads the
     batches it would have read (``ssl_zoo.data.samplers``), flips included (per-sample seeds)."""
     sampler = InfiniteBatchSampler(len(dataset), global_batch, seed, rank, world_size, start_iter, with_seeds=True)
+    # own generator: creating the iterator must not draw from the global RNG, which a resumed run
+    # has just restored from the checkpoint
     return DataLoader(SeededDataset(dataset), batch_sampler=sampler, num_workers=num_workers, collate_fn=collate,
-                      persistent_workers=num_workers > 0)
+                      persistent_workers=num_workers > 0, generator=torch.Generator().manual_seed(seed))
 
 
 def build_test_loader(dataset: Dataset, batch_size: int, rank: int, world_size: int, num_workers: int) -> DataLoader:

@@ -215,10 +215,10 @@ def run_detection(cfg, args) -> List[Dict]:
             checkpointer.save(f"model_{it + 1:07d}", iteration=it)
     train_seconds = time.perf_counter() - t0
     its_per_s = timed / train_seconds if timed else float("nan")
+    # precise BN from fresh statistics, so a run resumed after it recomputes the same values
+    n_bn = precise_bn(model, ((i, t) for i, t in it_loader), d.PRECISE_BN_ITERS, device, amp_dtype)
     if timed:
         checkpointer.save("model_final", iteration=schedule.max_iter - 1)
-
-    n_bn = precise_bn(model, ((i, t) for i, t in it_loader), d.PRECISE_BN_ITERS, device, amp_dtype)
     test_loader = build_test_loader(test_set, d.TEST_IMS_PER_BATCH, rank, world, cfg.DATALOADER.NUM_WORKERS)
     t1 = time.perf_counter()
     metrics = evaluate(model, test_loader, classes, device, amp_dtype)
