@@ -31,7 +31,8 @@ from ssl_zoo.utils.env import device_from_cfg
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Schedule", "schedule_from_cfg", "lr_at", "build_optimizer", "precise_bn", "evaluate", "run_detection"]
+__all__ = ["Schedule", "schedule_from_cfg", "lr_at", "build_optimizer", "precise_bn", "evaluate", "detector_from_cfg",
+           "run_detection"]
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,8 @@ def evaluate(model: nn.Module, loader, class_names, device: torch.device, amp_dt
     return evaluator.evaluate()
 
 
-def _model_from_cfg(cfg, resnet: nn.Module, num_classes: int) -> nn.Module:
+def detector_from_cfg(cfg, resnet: nn.Module, num_classes: int) -> nn.Module:
+    """:func:`build_c4_faster_rcnn` with ``BENCHMARK.DETECTION.*`` and the backbone's INPUT.MEAN / STD."""
     d = cfg.BENCHMARK.DETECTION
     return build_c4_faster_rcnn(
         resnet, num_classes, train_sizes=tuple(d.MIN_SIZE_TRAIN), test_size=d.MIN_SIZE_TEST, max_size=d.MAX_SIZE,
@@ -175,7 +177,7 @@ def run_detection(cfg, args) -> List[Dict]:
 
     resnet = build_backbone_from_cfg(cfg)
     weights_desc = load_backbone_for_eval(resnet, args.weights)
-    model = _model_from_cfg(cfg, resnet, len(classes)).to(device)
+    model = detector_from_cfg(cfg, resnet, len(classes)).to(device)
     if world > 1:  # BN synchronised across processes (MoCo: "naive" SyncBN)
         model = convert_sync_batchnorm(model)
     optimizer = build_optimizer(model, schedule.base_lr, d.MOMENTUM, d.WEIGHT_DECAY, d.WEIGHT_DECAY_NORM)
