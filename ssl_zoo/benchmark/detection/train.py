@@ -181,7 +181,8 @@ def run_detection(cfg, args) -> List[Dict]:
     if world > 1:  # BN synchronised across processes (MoCo: "naive" SyncBN)
         model = convert_sync_batchnorm(model)
     optimizer = build_optimizer(model, schedule.base_lr, d.MOMENTUM, d.WEIGHT_DECAY, d.WEIGHT_DECAY_NORM)
-    checkpointer = Checkpointer(cfg.OUTPUT_DIR, model, optimizer)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)  # fp16 needs loss scaling
+    checkpointer = Checkpointer(cfg.OUTPUT_DIR, model, optimizer, scaler=scaler)
     start = checkpointer.resume_or_load("", resume=bool(getattr(args, "resume", False))).get("iteration", -1) + 1
     ddp = model if world == 1 else nn.parallel.DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -205,8 +206,9 @@ def run_detection(cfg, args) -> List[Dict]:
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f"detection loss is {loss.item()} at iteration {it}: {loss_dict}")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         timed += 1
         losses = {k: v.item() for k, v in comm.reduce_dict({k: v.detach() for k, v in loss_dict.items()}).items()}
         if (it + 1) % d.LOG_PERIOD == 0 or it + 1 == schedule.max_iter:
