@@ -42,9 +42,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--weights", required=True, help="checkpoint file, zoo name, torchvision:/timm: name, or 'random'")
     p.add_argument("--fraction", type=int, default=None, help="semi: percent of labelled images (1 or 10); "
                    "default both")
-    p.add_argument("--mode", default=None, choices=("faithful", "fast", "both"),
-                   help="linear: overrides BENCHMARK.LINEAR.MODE")
+    p.add_argument("--mode", default=None, choices=("faithful", "fast", "both", "linear", "finetune"),
+                   help="linear: faithful | fast | both (overrides BENCHMARK.LINEAR.MODE); "
+                        "transfer: linear | finetune | both")
     p.add_argument("--dataset", default="", help="evaluate on NAME_train / NAME_test (e.g. cifar10, imagenet)")
+    p.add_argument("--budget", default="full", choices=("full", "small"),
+                   help="transfer: 'small' = a reduced fine-tuning grid and step count (the output says so)")
+    p.add_argument("--resume", action="store_true", help="detection: continue from OUTPUT_DIR/last_checkpoint")
     p.add_argument("--output-dir", default="", help="default: <OUTPUT_DIR of the config>/eval/<task>[_<mode>]")
     p.add_argument("--print-config", action="store_true", help="print the merged config and exit")
     p.add_argument("--num-gpus", type=int, default=1, help="processes per machine")
@@ -60,7 +64,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def setup_cfg(args):
     import_methods()
     cfg = load_config(args.config_file, args.opts)
-    if args.mode:
+    if args.mode and args.task == "linear":
         cfg.BENCHMARK.LINEAR.MODE = args.mode
     suffix = {"linear": f"_{cfg.BENCHMARK.LINEAR.MODE}", "semi": f"_{args.fraction}pct" if args.fraction else ""}
     cfg.OUTPUT_DIR = args.output_dir or os.path.join(cfg.OUTPUT_DIR, "eval", args.task + suffix.get(args.task, ""))

@@ -9,6 +9,7 @@ Examples:
     python tools/model_zoo.py convert --format moco moco_v2_800ep_pretrain.pth.tar out/moco.pth
     python tools/model_zoo.py convert --format haiku_byol --option params=target pretrain_res50x1.pkl out/t.pth
     python tools/model_zoo.py export out/byol_r50.safetensors out/r50_tv.pth --to torchvision --arch resnet50
+    python tools/model_zoo.py export output/byol/model_final.pth out/byol_r50_d2.pkl --format detectron2
 
 ``convert`` takes a catalog name or a local file (``--format``, default auto) and writes
 torchvision-named backbone weights: ``.safetensors`` or a ``torch.save`` state dict.
@@ -90,6 +91,8 @@ def cmd_export(args) -> None:
         if not args.arch:
             raise SystemExit("--to timm needs --arch (a timm model name, e.g. resnet50)")
         export.export_timm(sd, args.output, arch=args.arch, padding=padding)
+    elif args.to == "detectron2":
+        export.export_detectron2(sd, args.output, padding=padding)
     else:
         export.export_safetensors(sd, args.output, metadata={"arch": args.arch or "", "padding": padding})
     print(f"wrote {args.output}")
@@ -114,10 +117,12 @@ def main(argv=None) -> None:
     p.add_argument("--padding", default="torch", choices=["torch", "tf_same"], help="recorded in the output metadata")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(fn=cmd_convert)
-    p = sub.add_parser("export", help="export backbone weights to torchvision / timm / safetensors")
+    p = sub.add_parser("export", help="export backbone weights to torchvision / timm / safetensors / detectron2")
     p.add_argument("input", help="catalog name or converted weights (.safetensors / .pth)")
     p.add_argument("output")
-    p.add_argument("--to", default="torchvision", choices=["torchvision", "timm", "safetensors"])
+    p.add_argument("--to", "--format", dest="to", default="torchvision",
+                   choices=["torchvision", "timm", "safetensors", "detectron2"],
+                   help="detectron2: MoCo's convert-pretrain-to-detectron2.py key layout (a .pkl)")
     p.add_argument("--arch", default=None, help="check against this torchvision / timm model (e.g. resnet50)")
     p.add_argument("--padding", default="torch", choices=["torch", "tf_same"])
     p.set_defaults(fn=cmd_export)

@@ -13,7 +13,7 @@ from ssl_zoo.utils.file_io import atomic_write
 __all__ = ["write_results", "CSV_COLUMNS"]
 
 CSV_COLUMNS = ("time", "task", "mode", "top1", "top5", "best_lr", "best_epochs", "seconds", "weights", "train",
-               "test", "backbone", "output_dir")
+               "test", "backbone", "output_dir", "metrics")
 
 
 def write_results(rows: List[Dict], output_dir: str, csv_path: str, meta: Dict) -> None:
@@ -33,4 +33,9 @@ def write_results(rows: List[Dict], output_dir: str, csv_path: str, meta: Dict) 
             writer.writeheader()
         now = datetime.datetime.now().isoformat(timespec="seconds")
         for r in rows:
-            writer.writerow({**{k: meta.get(k, "") for k in CSV_COLUMNS}, **r, "time": now, "output_dir": output_dir})
+            # Every other numeric result of the row (mIoU, AP50, delta1, ...) as one JSON column, so
+            # one CSV serves every task without rewriting its header.
+            other = {k: v for k, v in r.items() if k not in CSV_COLUMNS and isinstance(v, (int, float))
+                     and not isinstance(v, bool)}
+            writer.writerow({**{k: meta.get(k, "") for k in CSV_COLUMNS}, **r, "time": now, "output_dir": output_dir,
+                             "metrics": json.dumps(other, sort_keys=True)})

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Dict, List
 
 from ssl_zoo.benchmark.depth.run import run_depth
+from ssl_zoo.benchmark.detection.train import run_detection
 from ssl_zoo.benchmark.eval_setup import EvalSetup, build_eval_setup
 from ssl_zoo.benchmark.finetune import run_semi, semi_config, semi_subset
 from ssl_zoo.benchmark.knn import run_knn
@@ -57,3 +58,4 @@ def semi_task(cfg, args) -> List[Dict]:
 # Dense transfer (PROTOCOLS.md s.6): their own data, models and fine-tuning.
 TASK_REGISTRY.register(run_segmentation, name="segmentation")  # VOC2012 FCN, mIoU
 TASK_REGISTRY.register(run_depth, name="depth")  # NYU v2 FCRN, delta / rms / rel
+TASK_REGISTRY.register(run_detection, name="detection")  # VOC Faster R-CNN R50-C4 (MoCo's protocol), AP50 / AP / AP75

@@ -291,3 +291,48 @@ _C.BENCHMARK.DEPTH.HUE = 0.2  # hue shift in [-0.2, 0.2] (fraction of the colour
 # Decoder channels of the up-projections; () = derived from the backbone: out_dim/4, halving,
 # one block per factor 2 from the backbone's stride down to 2 (R50: 512, 256, 128, 64).
 _C.BENCHMARK.DEPTH.DECODER_CHANNELS = ()
+
+_C.BENCHMARK.DETECTION = _FvCfgNode()
+# Faster R-CNN R50-C4 on VOC, MoCo's detectron2 protocol (PROTOCOLS.md s.6; moco@132aea9
+# detection/configs/Base-RCNN-C4-BN.yaml + pascal_voc_R_50_C4_24k.yaml). Defaults = the protocol.
+# VOC year directories ("" = <DATASETS.ROOT or $SSL_ZOO_DATASETS>/VOCdevkit/VOC2007 and .../VOC2012).
+_C.BENCHMARK.DETECTION.VOC2007_ROOT = ""
+_C.BENCHMARK.DETECTION.VOC2012_ROOT = ""
+# s.6: batch 16 (summed over processes), lr 0.02, 24k iterations, lr x0.1 at 18k and 22k,
+# linear warm-up of 100 iterations from 0.001 x lr (detectron2 WARMUP_FACTOR), SGD momentum 0.9,
+# weight decay 1e-4 (0 on BN parameters: detectron2's WEIGHT_DECAY_NORM).
+_C.BENCHMARK.DETECTION.IMS_PER_BATCH = 16
+_C.BENCHMARK.DETECTION.BASE_LR = 0.02
+_C.BENCHMARK.DETECTION.MAX_ITER = 24000
+_C.BENCHMARK.DETECTION.STEPS = (18000, 22000)
+_C.BENCHMARK.DETECTION.WARMUP_ITERS = 100
+_C.BENCHMARK.DETECTION.WARMUP_FACTOR = 0.001
+_C.BENCHMARK.DETECTION.MOMENTUM = 0.9
+_C.BENCHMARK.DETECTION.WEIGHT_DECAY = 1.0e-4
+_C.BENCHMARK.DETECTION.WEIGHT_DECAY_NORM = 0.0
+# Budget for short runs (not the protocol; results are labelled "budget"): > 0 runs this many
+# iterations with STEPS scaled by BUDGET_ITERS / MAX_ITER (warm-up kept, at most 10% of the budget).
+_C.BENCHMARK.DETECTION.BUDGET_ITERS = 0
+# s.6: shorter side 480-800 step 32 in training (one drawn per image), 800 at test, longer side
+# <= 1333 (detectron2 MAX_SIZE_*); horizontal flip p 0.5 in training.
+_C.BENCHMARK.DETECTION.MIN_SIZE_TRAIN = tuple(range(480, 801, 32))
+_C.BENCHMARK.DETECTION.MIN_SIZE_TEST = 800
+_C.BENCHMARK.DETECTION.MAX_SIZE = 1333
+# detectron2 defaults for C4: anchors 32-512 x ratios 0.5/1/2 on res4, RoIAlignV2 14x14.
+_C.BENCHMARK.DETECTION.ANCHOR_SIZES = (32, 64, 128, 256, 512)
+_C.BENCHMARK.DETECTION.ASPECT_RATIOS = (0.5, 1.0, 2.0)
+_C.BENCHMARK.DETECTION.POOLER_RESOLUTION = 14
+# s.6: RPN pre/post-NMS top-k 12000/2000 in training, 6000/1000 at test.
+_C.BENCHMARK.DETECTION.RPN_PRE_NMS_TOPK_TRAIN = 12000
+_C.BENCHMARK.DETECTION.RPN_POST_NMS_TOPK_TRAIN = 2000
+_C.BENCHMARK.DETECTION.RPN_PRE_NMS_TOPK_TEST = 6000
+_C.BENCHMARK.DETECTION.RPN_POST_NMS_TOPK_TEST = 1000
+# detectron2 defaults: 256 anchors and 512 RoIs sampled per image.
+_C.BENCHMARK.DETECTION.RPN_BATCH_SIZE_PER_IMAGE = 256
+_C.BENCHMARK.DETECTION.ROI_BATCH_SIZE_PER_IMAGE = 512
+# s.6: precise BN (detectron2 TEST.PRECISE_BN, 200 iterations) before testing; 0 = off.
+_C.BENCHMARK.DETECTION.PRECISE_BN_ITERS = 200
+# Test images per process and batch; checkpoint period (for --resume); log period.
+_C.BENCHMARK.DETECTION.TEST_IMS_PER_BATCH = 4
+_C.BENCHMARK.DETECTION.CHECKPOINT_PERIOD = 2000
+_C.BENCHMARK.DETECTION.LOG_PERIOD = 20

@@ -1,4 +1,4 @@
-"""Export a backbone state dict to torchvision, timm and safetensors files.
+"""Export a backbone state dict to torchvision, timm, safetensors and detectron2 files.
 
 All three write torchvision ResNet names (timm's ResNets use the same names), atomically
 (temporary file + rename). A backbone whose weights expect TF "SAME" padding (the DeepMind
@@ -9,6 +9,8 @@ the safetensors metadata records ``padding`` so ``ssl_zoo.model_zoo`` can restor
 from __future__ import annotations
 
 import logging
+import pickle
+import re
 from typing import Dict, List, Optional, Tuple
 
 import timm
@@ -90,5 +92,28 @@ def read_safetensors_metadata(path: str) -> Dict[str, str]:
         return dict(f.metadata() or {})
 
 
-__all__ = ["check_torchvision_compatible", "export_safetensors", "export_timm", "export_torchvision",
-           "read_safetensors_metadata"]
+def detectron2_key(key: str) -> str:
+    """torchvision ResNet name -> detectron2 ResNet name, by the renaming rules of MoCo's
+    ``detection/convert-pretrain-to-detectron2.py`` (moco@132aea9): stem keys (no ``layer``) get
+    ``stem.``; ``layerN`` -> ``res{N+1}``; ``bnK`` -> ``convK.norm``; ``downsample.0`` ->
+    ``shortcut``; ``downsample.1`` -> ``shortcut.norm``."""
+    if "layer" not in key:
+        key = "stem." + key
+    key = re.sub(r"layer([1-4])", lambda m: f"res{int(m.group(1)) + 1}", key)
+    key = re.sub(r"bn([1-3])", r"conv\1.norm", key)
+    return key.replace("downsample.0", "shortcut").replace("downsample.1", "shortcut.norm")
+
+
+def export_detectron2(state_dict: StateDict, path: str, *, padding: str = "torch") -> str:
+    """Pickle ``{"model": {detectron2 name: numpy array}, "__author__", "matching_heuristics": True}``,
+    the file MoCo's converter writes, for detectron2's ``MODEL.WEIGHTS`` (its R50-C4 configs use
+    ``RESNETS.STRIDE_IN_1X1 False`` and RGB input for these torchvision-style weights)."""
+    _warn_padding(padding, "detectron2")
+    model = {detectron2_key(k): v.numpy() for k, v in _contiguous(state_dict).items() if not k.startswith("fc.")}
+    data = pickle.dumps({"model": model, "__author__": "ssl_zoo", "matching_heuristics": True})
+    atomic_write(path, lambda f: f.write(data))
+    return path
+
+
+__all__ = ["check_torchvision_compatible", "detectron2_key", "export_detectron2", "export_safetensors", "export_timm",
+           "export_torchvision", "read_safetensors_metadata"]
