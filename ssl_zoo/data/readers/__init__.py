@@ -1,0 +1,1 @@
+"""Readers for official on-disk dataset releases (one module per dataset family)."""
