@@ -30,7 +30,7 @@ from _paths import import_methods  # noqa: E402
 from ssl_zoo.config import load_config  # noqa: E402
 from ssl_zoo.engine.defaults import launch_cli  # noqa: E402
 
-TASKS = ("knn", "linear", "semi")
+TASKS = ("knn", "linear", "semi", "transfer")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -40,9 +40,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--weights", required=True, help="checkpoint file, zoo name, torchvision:/timm: name, or 'random'")
     p.add_argument("--fraction", type=int, default=None, help="semi: percent of labelled images (1 or 10); "
                    "default both")
-    p.add_argument("--mode", default=None, choices=("faithful", "fast", "both"),
-                   help="linear: overrides BENCHMARK.LINEAR.MODE")
-    p.add_argument("--dataset", default="", help="evaluate on NAME_train / NAME_test (e.g. cifar10, imagenet)")
+    p.add_argument("--mode", default=None, choices=("faithful", "fast", "both", "linear", "finetune"),
+                   help="linear: faithful / fast / both (overrides BENCHMARK.LINEAR.MODE); transfer: linear / "
+                   "finetune / both")
+    p.add_argument("--dataset", default="", help="evaluate on NAME_train / NAME_test (e.g. cifar10, imagenet); "
+                   "transfer: one of the 12 datasets, 'all', or an ImageFolder path with train/ and test/")
+    p.add_argument("--budget", default="full", choices=("full", "small"),
+                   help="transfer fine-tuning: 'small' = reduced grid and steps (a quick look, labelled as such)")
     p.add_argument("--output-dir", default="", help="default: <OUTPUT_DIR of the config>/eval/<task>[_<mode>]")
     p.add_argument("--print-config", action="store_true", help="print the merged config and exit")
     p.add_argument("--num-gpus", type=int, default=1, help="processes per machine")
@@ -56,9 +60,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 def setup_cfg(args):
     import_methods()
     cfg = load_config(args.config_file, args.opts)
-    if args.mode:
+    if args.mode and args.task == "linear":
         cfg.BENCHMARK.LINEAR.MODE = args.mode
-    suffix = {"linear": f"_{cfg.BENCHMARK.LINEAR.MODE}", "semi": f"_{args.fraction}pct" if args.fraction else ""}
+    suffix = {"linear": f"_{cfg.BENCHMARK.LINEAR.MODE}", "semi": f"_{args.fraction}pct" if args.fraction else "",
+              "transfer": f"_{args.mode or 'linear'}"}
     cfg.OUTPUT_DIR = args.output_dir or os.path.join(cfg.OUTPUT_DIR, "eval", args.task + suffix.get(args.task, ""))
     cfg.freeze()
     return cfg
@@ -75,6 +80,8 @@ def main(args):
 
     cfg = setup_cfg(args)
     default_setup(cfg, args)
+    if args.task == "transfer":
+        return _transfer(cfg, args)
     setup = B.build_eval_setup(cfg, args.weights, args.dataset)
     if args.task == "knn":
         rows = P.run_knn(setup, ks=tuple(cfg.TEST.KNN_K), temperature=cfg.TEST.KNN_TEMPERATURE)
@@ -97,6 +104,23 @@ def main(args):
         print(tabulate(table, headers=shown, floatfmt=".2f", tablefmt="github"))
         print(f"results: {os.path.join(cfg.OUTPUT_DIR, 'results.json')}"
               + (f", appended to {cfg.BENCHMARK.RESULTS_CSV}" if cfg.BENCHMARK.RESULTS_CSV else ""))
+    return rows
+
+
+def _transfer(cfg, args):
+    """--task transfer (PROTOCOLS.md s.5): the Table-3-shaped report, results.json and CSV rows."""
+    import torch
+
+    from ssl_zoo.benchmark.transfer.report import transfer_table
+    from ssl_zoo.benchmark.transfer.task import run_transfer
+    from ssl_zoo.evaluation.benchmark import write_results
+
+    rows = run_transfer(cfg, args)
+    meta = {"weights": args.weights, "backbone": f"{cfg.MODEL.BACKBONE.NAME} w{cfg.MODEL.BACKBONE.WIDTH}",
+            "config_file": args.config_file, "torch": torch.__version__, "budget": args.budget}
+    write_results([r for r in rows if r.get("status") != "missing"], cfg.OUTPUT_DIR, cfg.BENCHMARK.RESULTS_CSV, meta)
+    print(f"\nweights: {args.weights}\n" + transfer_table(rows))
+    print(f"results: {os.path.join(cfg.OUTPUT_DIR, 'results.json')}")
     return rows
 
 

@@ -1,0 +1,1 @@
+"""Evaluation tasks of tools/benchmark.py, one package per task."""
