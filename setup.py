@@ -27,8 +27,9 @@ setup(
         "matplotlib>=3.5",
         "pyyaml>=5.4",
         "numpy>=1.22",
+        "scipy>=1.7",  # .mat files of Stanford Cars / Flowers-102 (ssl_zoo/data/readers)
         "pillow>=9.0",
         "safetensors>=0.4",
     ],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={"test": ["pytest>=7", "scikit-learn>=1.1"]},
 )
