@@ -118,7 +118,7 @@ def train_finetune(backbone: nn.Module, dim: int, num_classes: int, train: Datas
         opt.step()
         sched.step()
         if (step + 1) % max(c.steps // 5, 1) == 0:
-            logger.info(f"fine-tune lr {lr:.3g} wd {wd:.3g}: step {step + 1}/{c.steps}, loss {float(loss):.3f}")
+            logger.info(f"fine-tune lr {lr:.3g} wd {wd:.3g}: step {step + 1}/{c.steps}, loss {float(loss.detach()):.3f}")
     return model.eval()
 
 
