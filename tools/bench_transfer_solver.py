@@ -24,6 +24,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
+import sklearn  # noqa: E402
 import torch  # noqa: E402
 from _paths import import_methods  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
@@ -139,7 +140,6 @@ def main():
     with threadpool_limits(args.threads):
         rows = {"torch L-BFGS (ours)": run_torch(data, lambdas, args.tol, args.max_iter)}
         if not args.skip_sklearn:
-            import sklearn
             rows[f"scikit-learn {sklearn.__version__} lbfgs"] = run_sklearn(data, lambdas, args.tol, args.max_iter)
     ours = rows["torch L-BFGS (ours)"]
     table = [[k, f"{r['cpu']:.1f}", f"{r['wall']:.1f}", f"{r['cpu'] / ours['cpu']:.2f}", r["iters"], f"{r['lambda']:.3g}",
