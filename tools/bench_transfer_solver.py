@@ -18,6 +18,7 @@ Examples:
         --weights /work/ckpt/byol_cifar10_r10/model_final.pth --subset 4
 """
 import argparse
+import logging
 import os
 import sys
 import time
@@ -130,6 +131,7 @@ def main():
     p.add_argument("--cache-dir", default="")
     p.add_argument("--skip-sklearn", action="store_true")
     args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")  # per-lambda progress of our sweep
     torch.set_num_threads(args.threads)
     data = load_features(args)
     lambdas = regularisation_grid()[::-1][::args.subset][::-1]
