@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark: the transfer protocol's regularisation sweep, our torch L-BFGS vs scikit-learn's lbfgs.
 
-Both solve the same problem (mean CE + lambda/2 ||W||^2, bias unpenalised; sklearn ``C = 1/(lambda n)``)
+Both solve the same problem (sum CE + lambda/2 ||W||^2, bias unpenalised; sklearn ``C = 1/lambda``)
 to the same tolerance (largest absolute gradient entry <= ``--tol``, the same scale in both), on the
 same float32 features, along the same warm-started path (largest lambda first; sklearn with
 ``warm_start=True``), in one process with the same number of threads. Reported: CPU (process) and
@@ -105,7 +105,7 @@ def run_sklearn(data, lambdas, tol, max_iter):
     scores, iters, models = {}, 0, {}
     c0, w0 = _clock()
     for lam in sorted(lambdas, reverse=True):  # the same warm-started path
-        clf.set_params(C=sklearn_C(lam, len(ytr)))
+        clf.set_params(C=sklearn_C(lam))
         clf.fit(xtr, ytr)
         iters += int(clf.n_iter_[0])
         scores[lam] = 100.0 * float((clf.predict(xva) == yva).mean())

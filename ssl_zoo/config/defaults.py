@@ -233,7 +233,7 @@ _C.BENCHMARK.TRANSFER = _FvCfgNode()
 _C.BENCHMARK.TRANSFER.SPLIT_SEED = 0
 # Where split files are written / read ("" = $SSL_ZOO_CACHE/transfer_splits).
 _C.BENCHMARK.TRANSFER.SPLIT_DIR = ""
-# Linear: lambda of mean CE + lambda/2 ||W||^2 (sklearn C = 1/(lambda n)) from LAMBDA_NUM values
+# Linear: lambda of sum CE + lambda/2 ||W||^2, bias unpenalised (sklearn C = 1/lambda) from LAMBDA_NUM values
 # log-spaced in [LAMBDA_MIN, LAMBDA_MAX] (s.5: 45 in [1e-6, 1e5]), chosen on validation.
 _C.BENCHMARK.TRANSFER.LAMBDA_NUM = 45
 _C.BENCHMARK.TRANSFER.LAMBDA_MIN = 1e-6

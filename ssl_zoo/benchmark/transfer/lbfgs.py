@@ -4,26 +4,26 @@ The linear transfer protocol of BYOL App. D / Kornblith et al. 2019 (PROTOCOLS.m
 a multinomial logistic regression on frozen features, its regularisation chosen from 45
 log-spaced values in [1e-6, 1e5] on a validation split, then refit on train + val.
 
-Objective (one convention, used everywhere in ssl_zoo)::
+Objective (one convention, used everywhere in ssl_zoo; the SUM convention of both public
+references: Kornblith et al.'s JAX ``linear_eval.py`` and ssl-transfer's ``C = 1/wd``)::
 
-    J(W, b) = 1/n * sum_i CE(W x_i + b, y_i) + lambda / 2 * ||W||_F^2        (bias not penalised)
+    J(W, b) = sum_i CE(W x_i + b, y_i) + lambda / 2 * ||W||_F^2        (bias not penalised)
 
 Mapping to scikit-learn (>= 1.1; 1.9.1 checked): ``LogisticRegression(C=C)`` with lbfgs minimises
-``C * sum_i CE_i + 1/2 ||W||^2``, i.e. internally ``mean CE + 1/(2 C n) ||W||^2`` with its
-intercept unpenalised (``_logistic.py``: ``l2_reg_strength = 1.0 / (C * sw_sum)``), so
+``C * sum_i CE_i + 1/2 ||W||^2`` with its intercept unpenalised, so
 
-    lambda = 1 / (C * n)        C = 1 / (lambda * n)        (n = number of training examples)
+    C = 1 / lambda        (ssl-transfer's ``wd`` is our lambda; Kornblith's ``l2_regularization`` is lambda / 2)
 
-and the two solve the same problem with the same gradient scale: sklearn's ``tol`` (scipy's
-``gtol``, the largest absolute gradient entry) equals our ``tol``. Other conventions:
-ssl-transfer's ``C = 1/wd`` is ``lambda = wd / n``; Kornblith's JAX code (sum CE + l2 ||W||^2)
-is ``lambda = 2 * l2 / n``. With the mean-loss convention a value of lambda means the same
-per-example strength on train (sweep) and train + val (refit).
+Internally both solvers minimise ``J / n`` (sklearn: ``mean CE + 1/(2 C n) ||W||^2``, ``_logistic.py``:
+``l2_reg_strength = 1.0 / (C * sw_sum)``), so sklearn's ``tol`` (scipy's ``gtol``, the largest absolute
+gradient entry of ``J / n``) and our ``tol`` are the same stopping rule. ``LogisticFit.loss`` is ``J / n``.
+With the sum convention the same lambda regularises the train + val refit (more examples) relatively
+less than the train-only fits, as in both references.
 
-Multi-label targets (VOC2007) use one binary logistic regression per class, the sum over
-classes of ``mean BCE`` over the (image, class) pairs that are not ignored, plus the same
-penalty; per class that is exactly sklearn's binary ``LogisticRegression`` with
-``C = 1 / (lambda * n_c)``.
+Multi-label targets (VOC2007) use one binary logistic regression per class: for class c,
+``sum over counted images of BCE + lambda/2 ||w_c||^2`` over the (image, class) pairs that are not
+ignored (n_c of them), each scaled by 1 / n_c internally; per class that is exactly sklearn's binary
+``LogisticRegression(C=1/lambda)`` on the counted images.
 """
 from __future__ import annotations
 
@@ -49,9 +49,9 @@ def regularisation_grid(num: int = 45, low: float = 1e-6, high: float = 1e5) -> 
     return torch.logspace(math.log10(low), math.log10(high), num, dtype=torch.float64).tolist()
 
 
-def sklearn_C(lam: float, n: int) -> float:
-    """scikit-learn's ``C`` for our ``lambda`` on ``n`` training examples: ``1 / (lambda n)``."""
-    return 1.0 / (lam * n)
+def sklearn_C(lam: float) -> float:
+    """scikit-learn's ``C`` for our ``lambda`` (sum convention): ``1 / lambda``."""
+    return 1.0 / lam
 
 
 @dataclass
@@ -61,8 +61,8 @@ class LogisticFit:
     Attributes:
         weight: ``[C, D]``; bias: ``[C]``.
         iterations: L-BFGS iterations; evaluations: objective / gradient evaluations.
-        grad_max: largest absolute gradient entry at the end (converged when <= tol).
-        loss: final objective.
+        grad_max: largest absolute gradient entry of ``J / n`` at the end (converged when <= tol).
+        loss: final ``J / n``.
     """
 
     weight: torch.Tensor
@@ -74,7 +74,7 @@ class LogisticFit:
 
 
 def _objective(theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, lam: float, mask: Optional[torch.Tensor]):
-    """Objective and gradient of ``theta = [W | b]`` (``[C, D + 1]``), computed by hand (no autograd
+    """``J / n`` and its gradient at ``theta = [W | b]`` (``[C, D + 1]``), computed by hand (no autograd
     graph: two matmuls per evaluation).
 
     ``y`` int64 ``[N]`` (multinomial) or float ``[N, C]`` in {0, 1} (multi-label, with ``mask``
@@ -88,16 +88,18 @@ def _objective(theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, lam: float
         g = logp.exp_()
         g[torch.arange(len(y), device=y.device), y] -= 1.0
         g /= len(y)
+        strength = torch.full((w.shape[0], 1), lam / len(y), dtype=w.dtype, device=w.device)
     else:
         per_class = mask.sum(0).clamp_min(1.0)  # n_c: counted examples of each class
         bce = F.binary_cross_entropy_with_logits(logits, y, reduction="none") * mask
         loss = (bce.sum(0) / per_class).sum()
         g = (torch.sigmoid(logits) - y) * mask / per_class
+        strength = (lam / per_class)[:, None]
     grad = torch.empty_like(theta)
     torch.mm(g.t(), x, out=grad[:, :-1])
-    grad[:, :-1].add_(w, alpha=lam)
+    grad[:, :-1].addcmul_(strength, w)
     grad[:, -1] = g.sum(0)
-    loss = loss + 0.5 * lam * w.pow(2).sum()
+    loss = loss + 0.5 * (strength * w.pow(2)).sum()
     return loss, grad
 
 
@@ -109,7 +111,7 @@ def fit_logistic(x: torch.Tensor, y: torch.Tensor, lam: float, num_classes: int,
     Args:
         x: ``[N, D]`` features (float32 or float64; the problem is solved in that dtype and device).
         y: int64 ``[N]`` class indices, or float ``[N, C]`` 0/1 multi-label targets.
-        lam: lambda (>= 0).
+        lam: lambda of the sum convention (>= 0); sklearn ``C = 1 / lam``.
         num_classes: C.
         init: warm start (a previous solution), else zeros (Kornblith et al.'s initialisation).
         mask: multi-label only: ``[N, C]`` 1 = counted, 0 = ignored (VOC "difficult").

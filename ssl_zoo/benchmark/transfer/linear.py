@@ -63,7 +63,7 @@ def run_linear_transfer(feats: Dict[str, torch.Tensor], targets: Dict[str, torch
     final = fit_logistic(x_all, y_all, lam, num_classes, init=sweep.best_fit, mask=m_all, tol=c.tol,
                          max_iter=c.max_iter)
     test = float(score(logistic_scores(final, x_te), targets["test"]))
-    return {"mode": "linear", "score": test, "best_lambda": lam, "sklearn_C": sklearn_C(lam, len(x_all)),
+    return {"mode": "linear", "score": test, "best_lambda": lam, "sklearn_C": sklearn_C(lam),
             "val_score": sweep.val_scores[sweep.best_index],
             "val_score_per_lambda": {f"{l:.3g}": round(s, 3) for l, s in zip(sweep.lambdas, sweep.val_scores)},
             "lbfgs_iterations": sum(sweep.iterations) + final.iterations, "sweep_seconds": sweep.seconds,
