@@ -1,5 +1,4 @@
 """FGVC-Aircraft reader: variant lists with names containing spaces and slashes."""
-import os
 
 import pytest
 from PIL import Image

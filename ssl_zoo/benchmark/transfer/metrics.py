@@ -17,7 +17,7 @@ from typing import Optional
 import torch
 
 __all__ = ["top1_accuracy", "mean_per_class_accuracy", "voc11_average_precision", "voc11_map", "METRICS",
-           "score_fn"]
+           "METRIC_NAMES", "score_fn"]
 
 
 def top1_accuracy(scores: torch.Tensor, labels: torch.Tensor) -> float:

@@ -15,7 +15,6 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
-from torch.utils.data import ConcatDataset
 
 from ssl_zoo.benchmark.transfer.catalog import TRANSFER_DATASETS, TransferDataset, get_transfer_dataset
 from ssl_zoo.benchmark.transfer.data import (RecordImages, cache_key, cached, extract_features, linear_transform,
