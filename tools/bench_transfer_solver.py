@@ -112,7 +112,7 @@ def run_sklearn(data, lambdas, tol, max_iter):
         models[lam] = (clf.coef_.copy(), clf.intercept_.copy())
     c1, w1 = _clock()
     asc = sorted(lambdas)
-    best = max(range(len(asc)), key=lambda k: (scores[asc[k]], -k))
+    best = max(range(len(asc)), key=lambda k: (scores[asc[k]], k))  # the same tie rule as ours (largest lambda)
     coef, icpt = models[asc[best]]
     test = 100.0 * float(((xte @ coef.T + icpt).argmax(1) == yte).mean())
     return {"cpu": c1 - c0, "wall": w1 - w0, "iters": iters, "lambda": asc[best], "val": scores[asc[best]],

@@ -81,14 +81,14 @@ def test_warm_started_path_reaches_the_cold_solutions(digits):
         torch.testing.assert_close(warm.weight, cold.weight, atol=1e-4, rtol=0)
 
 
-def test_sweep_picks_best_validation_and_ties_go_to_smallest_lambda(digits):
+def test_sweep_picks_best_validation_and_ties_go_to_largest_lambda(digits):
     x, y = torch.tensor(digits[0]), torch.tensor(digits[1])
     xtr, ytr, xva, yva = x[:400], y[:400], x[400:], y[400:]
     lams = [1e-2, 1.0, 1e2, 1e4, 1e6]
     res = sweep_regularisation(xtr, ytr, xva, yva, top1_accuracy, 10, lams, keep_fits=True)
     assert res.val_scores[res.best_index] == max(res.val_scores)
-    first_best = min(i for i, s in enumerate(res.val_scores) if s == max(res.val_scores))
-    assert res.best_index == first_best
+    last_best = max(i for i, s in enumerate(res.val_scores) if s == max(res.val_scores))
+    assert res.best_index == last_best
     # each score is the metric of that lambda's own fit on the validation split
     for s, f in zip(res.val_scores, res.fits):
         assert s == pytest.approx(top1_accuracy(logistic_scores(f, xva), yva))

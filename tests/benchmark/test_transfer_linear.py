@@ -21,7 +21,7 @@ def test_chosen_lambda_and_refit_match_an_independent_computation():
                               "mean_per_class", LinearTransferConfig(lams, tol=1e-10, max_iter=2000))
     val = [mean_per_class_accuracy(logistic_scores(fit_logistic(xtr, ytr, l, 3, tol=1e-10, max_iter=2000), xva), yva)
            for l in lams]
-    best = lams[max(range(len(lams)), key=lambda i: (val[i], -i))]
+    best = lams[max(range(len(lams)), key=lambda i: (val[i], i))]  # ties: the largest lambda
     assert row["best_lambda"] == best and row["val_score"] == pytest.approx(max(val))
     refit = fit_logistic(torch.cat([xtr, xva]), torch.cat([ytr, yva]), best, 3, tol=1e-10, max_iter=2000)
     assert row["score"] == pytest.approx(mean_per_class_accuracy(logistic_scores(refit, xte), yte))

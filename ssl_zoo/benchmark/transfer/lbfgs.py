@@ -180,8 +180,11 @@ def sweep_regularisation(train_x: torch.Tensor, train_y: torch.Tensor, val_x: to
     The sweep runs from the largest lambda down (a regularisation path: each solution warm-starts
     the next, less regularised problem; the first problems are nearly trivial), which reaches the
     same minimisers as the ascending order of ssl-transfer (the problems are strictly convex in W)
-    in fewer iterations. Ties go to the smallest lambda, as ssl-transfer's strict ``>`` in
-    ascending order.
+    in fewer iterations. Ties go to the LARGEST lambda (deliberately unlike ssl-transfer, whose
+    strict ``>`` in ascending order keeps the smallest): below some lambda the warm start already
+    meets the tolerance, the "fits" of all smaller lambdas are the same weights (0 iterations) and
+    tie, and choosing the smallest would label that solution with a lambda it was never solved
+    for, then refit almost unregularised on train + val.
 
     Args:
         score: ``(logits [M, C], val_y) -> float``, higher is better (the dataset's metric).
@@ -202,7 +205,7 @@ def sweep_regularisation(train_x: torch.Tensor, train_y: torch.Tensor, val_x: to
         scores[i] = float(score(logistic_scores(prev, val_x), val_y))
         logger.info(f"lambda {lambdas[i]:.3g}: val {scores[i]:.2f} ({prev.iterations} iterations)")
     asc = sorted(range(len(lambdas)), key=lambda i: lambdas[i])
-    best_pos = max(range(len(asc)), key=lambda k: (scores[asc[k]], -k))
+    best_pos = max(range(len(asc)), key=lambda k: (scores[asc[k]], k))  # ties: the largest lambda
     return SweepResult(lambdas=[lambdas[i] for i in asc], val_scores=[scores[i] for i in asc],
                        iterations=[fits[i].iterations for i in asc], best_index=best_pos, best_fit=fits[asc[best_pos]],
                        fits=[fits[i] for i in asc] if keep_fits else [], seconds=time.perf_counter() - t0)
