@@ -29,9 +29,10 @@ setup(
         "numpy>=1.22",
         "pillow>=9.0",
         "safetensors>=0.4",
-        "scipy>=1.8",  # SBD cls/*.mat and NYU splits.mat (MATLAB v5)
+        "scipy>=1.8",  # .mat files: Stanford Cars, Flowers-102, SBD cls/*.mat, NYU splits.mat (MATLAB v5)
         "h5py>=3.0",  # NYU nyu_depth_v2_labeled.mat (MATLAB v7.3 = HDF5)
     ],
-    # scikit-image: tools/make_middlebury_nyu.py (its bundled Middlebury stereo pair)
-    extras_require={"test": ["pytest>=7", "scikit-image>=0.19"]},
+    # scikit-image: tools/make_middlebury_nyu.py (its bundled Middlebury stereo pair);
+    # scikit-learn: the transfer solver is tested against its LogisticRegression
+    extras_require={"test": ["pytest>=7", "scikit-image>=0.19", "scikit-learn>=1.1"]},
 )

@@ -75,13 +75,17 @@ def setup_cfg(args):
 def main(args):
     cfg = setup_cfg(args)
     default_setup(cfg, args)
-    rows = TASK_REGISTRY.get(args.task)(cfg, args)
+    task = TASK_REGISTRY.get(args.task)
+    rows = task.run(cfg, args)
     meta = {"task": args.task, "weights": args.weights, "config_file": args.config_file,
             "backbone": f"{cfg.MODEL.BACKBONE.NAME} w{cfg.MODEL.BACKBONE.WIDTH} bw{cfg.MODEL.BACKBONE.BASE_WIDTH}",
             "world_size": comm.get_world_size(), "torch": torch.__version__}
-    write_results(rows, cfg.OUTPUT_DIR, cfg.BENCHMARK.RESULTS_CSV, meta)
+    write_results([r for r in rows if r.get("status") != "missing"], cfg.OUTPUT_DIR, cfg.BENCHMARK.RESULTS_CSV, meta)
     if comm.is_main_process():
-        print_rows(rows)
+        if task.report is not None:
+            print(f"\nweights: {args.weights}\n" + task.report(rows))
+        else:
+            print_rows(rows)
         print(f"results: {os.path.join(cfg.OUTPUT_DIR, 'results.json')}"
               + (f", appended to {cfg.BENCHMARK.RESULTS_CSV}" if cfg.BENCHMARK.RESULTS_CSV else ""))
     return rows

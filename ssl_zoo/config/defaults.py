@@ -336,3 +336,30 @@ _C.BENCHMARK.DETECTION.PRECISE_BN_ITERS = 200
 _C.BENCHMARK.DETECTION.TEST_IMS_PER_BATCH = 4
 _C.BENCHMARK.DETECTION.CHECKPOINT_PERIOD = 2000
 _C.BENCHMARK.DETECTION.LOG_PERIOD = 20
+
+_C.BENCHMARK.TRANSFER = _FvCfgNode()
+# PROTOCOLS.md s.5 (BYOL App. D): transfer to the 12 classification datasets (--task transfer).
+# Seed of the per-class validation draws (Food101, CIFAR, Birdsnap, SUN397, Cars, Pets, Caltech-101).
+_C.BENCHMARK.TRANSFER.SPLIT_SEED = 0
+# Where split files are written / read ("" = $SSL_ZOO_CACHE/transfer_splits).
+_C.BENCHMARK.TRANSFER.SPLIT_DIR = ""
+# Linear: lambda of sum CE + lambda/2 ||W||^2, bias unpenalised (sklearn C = 1/lambda) from LAMBDA_NUM values
+# log-spaced in [LAMBDA_MIN, LAMBDA_MAX] (s.5: 45 in [1e-6, 1e5]), chosen on validation.
+_C.BENCHMARK.TRANSFER.LAMBDA_NUM = 45
+_C.BENCHMARK.TRANSFER.LAMBDA_MIN = 1e-6
+_C.BENCHMARK.TRANSFER.LAMBDA_MAX = 1e5
+# L-BFGS stops at max |gradient| <= TOL (sklearn's tol, same scale) or MAX_ITER (Kornblith: 1000).
+_C.BENCHMARK.TRANSFER.TOL = 1e-4
+_C.BENCHMARK.TRANSFER.MAX_ITER = 1000
+# Fine-tune (s.5): SGD Nesterov 0.9, STEPS steps of BATCH_SIZE, lr in LRS x wd in WEIGHT_DECAYS
+# (each wd divided by the lr), BN momentum min(10/s, 0.1) (torch convention), chosen on validation.
+_C.BENCHMARK.TRANSFER.FINETUNE = _FvCfgNode()
+_C.BENCHMARK.TRANSFER.FINETUNE.STEPS = 20000
+_C.BENCHMARK.TRANSFER.FINETUNE.BATCH_SIZE = 256
+_C.BENCHMARK.TRANSFER.FINETUNE.MOMENTUM = 0.9
+_C.BENCHMARK.TRANSFER.FINETUNE.LRS = (1e-4, 3.1623e-4, 1e-3, 3.1623e-3, 1e-2, 3.1623e-2, 0.1)
+_C.BENCHMARK.TRANSFER.FINETUNE.WEIGHT_DECAYS = (0.0, 1e-6, 3.1623e-6, 1e-5, 3.1623e-5, 1e-4, 3.1623e-4, 1e-3)
+# --budget small (a quick look, NOT the protocol; the report says so): a reduced grid and step count.
+_C.BENCHMARK.TRANSFER.FINETUNE.SMALL_STEPS = 100
+_C.BENCHMARK.TRANSFER.FINETUNE.SMALL_LRS = (0.01, 0.1)
+_C.BENCHMARK.TRANSFER.FINETUNE.SMALL_WEIGHT_DECAYS = (0.0,)
