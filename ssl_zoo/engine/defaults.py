@@ -38,15 +38,21 @@ from ssl_zoo.utils.file_io import atomic_write
 from ssl_zoo.utils import comm
 from ssl_zoo.utils.env import amp_dtype_from_cfg, collect_env_info, device_from_cfg, seed_all
 from ssl_zoo.utils.logger import setup_logger
+from ssl_zoo.utils.resources import resolve_config_file
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["default_argument_parser", "default_setup", "build_trainer", "launch_cli"]
 
 
-def default_argument_parser(epilog: Optional[str] = None) -> argparse.ArgumentParser:
-    """The command line of ``tools/train_net.py`` (detectron2's flags)."""
-    parser = argparse.ArgumentParser(epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+def default_argument_parser(epilog: Optional[str] = None, description: Optional[str] = None) -> argparse.ArgumentParser:
+    """The command line of ``ssl-zoo-train`` / ``tools/train_net.py`` (detectron2's flags).
+
+    Overrides are a ``nargs="*"`` positional, so ``parser.parse_intermixed_args()`` accepts
+    flags before, between and after the ``KEY VALUE`` pairs (``... OUTPUT_DIR out --resume``).
+    """
+    parser = argparse.ArgumentParser(description=description, epilog=epilog,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config-file", default="", metavar="FILE", help="path to a YAML config file")
     parser.add_argument("--resume", action="store_true",
                         help="resume from OUTPUT_DIR/last_checkpoint (model, optimizer, iteration, hooks, RNG); "
@@ -64,8 +70,9 @@ def default_argument_parser(epilog: Optional[str] = None) -> argparse.ArgumentPa
     parser.add_argument("--machine-rank", type=int, default=0, help="the rank of this machine")
     parser.add_argument("--dist-url", default="auto",
                         help='tcp://<machine 0 address>:<port>; "auto" = a free local port (one machine)')
-    parser.add_argument("opts", default=[], nargs=argparse.REMAINDER,
-                        help="config overrides as KEY VALUE pairs, e.g. SOLVER.IMS_PER_BATCH 256")
+    parser.add_argument("opts", default=[], nargs="*", metavar="KEY VALUE",
+                        help="config overrides as KEY VALUE pairs, e.g. SOLVER.IMS_PER_BATCH 256 (flags may "
+                             "come before or after them)")
     return parser
 
 
@@ -189,8 +196,9 @@ def default_setup(cfg, args: Optional[argparse.Namespace] = None) -> None:
     if args is not None:
         logger.info(f"Command line: {' '.join(sys.argv)}\nArguments: {args}")
         if getattr(args, "config_file", ""):
-            with open(args.config_file) as f:
-                logger.info(f"Contents of {args.config_file}:\n{f.read()}")
+            config_file = resolve_config_file(args.config_file)
+            with open(config_file) as f:
+                logger.info(f"Contents of {config_file}:\n{f.read()}")
     if not resume:
         save_config(cfg)
     seed = seed_all(cfg.SEED)

@@ -4,7 +4,8 @@ One :class:`CatalogEntry` per checkpoint: how to fetch it (URLs, published check
 limit), how to convert it (source format + converter options) and how to run it (ResNet
 name, width, padding convention), plus its license and published metrics with protocol.
 The catalog file is ``$SSL_ZOO_CATALOG`` if set, else ``model_zoo/catalog.yaml`` of the
-repository. ``{base_url}`` in a URL is replaced by ``$SSL_ZOO_BASE_URL``.
+repository (installed: ``ssl_zoo/zoo_catalog/catalog.yaml``, see
+:mod:`ssl_zoo.utils.resources`). ``{base_url}`` in a URL is replaced by ``$SSL_ZOO_BASE_URL``.
 """
 from __future__ import annotations
 
@@ -19,11 +20,11 @@ import yaml
 from iopath.common.file_io import PathHandler
 
 from ssl_zoo.model_zoo.download import PathManager, download
+from ssl_zoo.utils.resources import catalog_file
 
 logger = logging.getLogger(__name__)
 
 CATALOG_ENV = "SSL_ZOO_CATALOG"
-_DEFAULT_CATALOG = os.path.join(os.path.dirname(__file__), "..", "..", "model_zoo", "catalog.yaml")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +87,7 @@ class CatalogEntry:
 
 
 def catalog_path() -> str:
-    return os.path.abspath(os.environ.get(CATALOG_ENV) or _DEFAULT_CATALOG)
+    return os.path.abspath(os.environ.get(CATALOG_ENV) or catalog_file())
 
 
 @functools.lru_cache(maxsize=4)
