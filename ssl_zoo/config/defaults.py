@@ -81,8 +81,13 @@ _C.INPUT.EVAL_RESIZE = 256
 _C.DATASETS = _FvCfgNode()
 # Root under which named datasets are looked up ("" = $SSL_ZOO_DATASETS, else ./datasets).
 _C.DATASETS.ROOT = ""
-# DATASET_REGISTRY name or a path to an ImageFolder directory, for pretraining.
+# DATASET_REGISTRY name, a folder of images (an ImageFolder of class folders, or any folder:
+# flat or nested, read without labels) or a file list of '<path> [<label>]' lines, for pretraining.
 _C.DATASETS.TRAIN = "imagenet_train"
+# How a folder in DATASETS.* is read: "auto" = class folders when every image sits exactly one level
+# down (root/<class>/<image>), else every image without labels (ssl_zoo/data/datasets/unlabeled_folder.py);
+# "class_folders" = always ImageFolder; "none" = always unlabeled.
+_C.DATASETS.FOLDER_LABELS = "auto"
 # Labeled splits for the kNN monitor: memory bank and queries ("" disables the monitor).
 _C.DATASETS.KNN_TRAIN = ""
 _C.DATASETS.KNN_TEST = ""

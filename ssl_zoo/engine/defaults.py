@@ -27,6 +27,7 @@ from ssl_zoo.checkpoint.files import remove_orphan_tmp
 from ssl_zoo.checkpoint.run_dir import RunDirLock, RunDirLockedError, check_fresh_start
 from ssl_zoo.config import ConfigError
 from ssl_zoo.data.build import build_eval_loader, build_train_loader
+from ssl_zoo.data.catalog import has_labels
 from ssl_zoo.engine import hooks as H
 from ssl_zoo.engine.launch import DEFAULT_TIMEOUT, collective_timeout_message, launch
 from ssl_zoo.engine.trainer import SSLTrainer, TrainingInterrupted
@@ -255,6 +256,31 @@ def build_hooks(cfg, model: nn.Module, checkpointer: Checkpointer, schedule, dev
     return hooks
 
 
+ONLINE_CLASSIFIER_KEY = "ONLINE_CLASSIFIER_CLASSES"  # a method node's monitoring classifier (BYOL.*)
+
+
+def disable_classifier_without_labels(cfg):
+    """``cfg``, or a copy with the online classifier off (with a warning) when DATASETS.TRAIN has no labels.
+
+    Labels are optional in pretraining: the paper configs monitor with an online linear
+    classifier (``BYOL.ONLINE_CLASSIFIER_CLASSES: 1000``), which cannot train on a folder of
+    unlabeled images. Decided from the dataset spec before the model is built, so a resumed
+    run builds the same model (its checkpoint has no classifier either).
+    """
+    nodes = [k for k, v in cfg.items() if hasattr(v, "get") and int(v.get(ONLINE_CLASSIFIER_KEY, 0) or 0) > 0]
+    if not nodes or has_labels(cfg.DATASETS.TRAIN, cfg.DATASETS.FOLDER_LABELS):
+        return cfg
+    cfg = cfg.clone()
+    cfg.defrost()
+    for node in nodes:
+        logger.warning(f"DATASETS.TRAIN '{cfg.DATASETS.TRAIN}' has no labels: the online classifier "
+                       f"{node}.{ONLINE_CLASSIFIER_KEY}={cfg[node][ONLINE_CLASSIFIER_KEY]} is disabled "
+                       f"(set it to 0 to silence this).")
+        cfg[node][ONLINE_CLASSIFIER_KEY] = 0
+    cfg.freeze()
+    return cfg
+
+
 def build_trainer(cfg, resume: bool = False) -> SSLTrainer:
     """Assemble the trainer for ``cfg`` (call after ``default_setup``, in every process).
 
@@ -271,6 +297,7 @@ def build_trainer(cfg, resume: bool = False) -> SSLTrainer:
     device = device_from_cfg(cfg)
     if device.type == "cuda":
         torch.cuda.set_device(device)
+    cfg = disable_classifier_without_labels(cfg)
     model = build_method(cfg).to(device)
     if cfg.MODEL.SYNC_BN and comm.get_world_size() > 1:
         model = convert_sync_batchnorm(model)
