@@ -28,6 +28,9 @@ from tabulate import tabulate
 from ssl_zoo import model_zoo
 from ssl_zoo.engine.defaults import USER_ERRORS, error_line
 from ssl_zoo.model_zoo import catalog, export
+from ssl_zoo.model_zoo.export_graph import export_onnx, export_torchscript
+from ssl_zoo.modeling.backbones import build_backbone
+from ssl_zoo.modeling.backbones.tf_same_padding import convert_to_tf_same_padding_
 
 __all__ = ["main"]
 
@@ -80,7 +83,26 @@ def _write(sd, path, meta) -> None:
         export.export_torchvision(sd, path, padding=str(meta.get("padding", "torch")))
 
 
+def _whole_model(args):
+    """(backbone with weights, input size) for the graph exports: a catalog name or a weights file + --arch."""
+    if not os.path.isfile(args.input):
+        entry = catalog.get_entry(args.input)
+        return model_zoo.get(args.input), args.input_size or entry.input_size
+    if not args.arch:
+        raise ValueError(f"--to {args.to} of a weights file needs --arch (e.g. resnet50) to build the network")
+    model = build_backbone(args.arch)
+    if args.padding == "tf_same":
+        model = convert_to_tf_same_padding_(model)
+    model_zoo.load_backbone_state(model, model_zoo.convert_file(args.input, "ssl_zoo"), source=args.input)
+    return model, args.input_size or 224
+
+
 def cmd_export(args) -> None:
+    if args.to in ("torchscript", "onnx"):
+        model, size = _whole_model(args)
+        (export_torchscript if args.to == "torchscript" else export_onnx)(model, args.output, input_size=size)
+        print(f"wrote {args.output}")
+        return
     sd = model_zoo.convert_file(args.input, "ssl_zoo") if os.path.isfile(args.input) else model_zoo.get_state_dict(args.input)
     padding = args.padding
     if args.input.endswith(".safetensors"):
@@ -117,18 +139,22 @@ def main(argv=None) -> None:
     p.add_argument("--padding", default="torch", choices=["torch", "tf_same"], help="recorded in the output metadata")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(fn=cmd_convert)
-    p = sub.add_parser("export", help="export backbone weights to torchvision / timm / safetensors")
+    p = sub.add_parser("export", help="export a backbone to torchvision / timm / safetensors weights, or to a "
+                                      "TorchScript / ONNX graph")
     p.add_argument("input", help="catalog name or converted weights (.safetensors / .pth)")
     p.add_argument("output")
-    p.add_argument("--to", default="torchvision", choices=["torchvision", "timm", "safetensors"])
-    p.add_argument("--arch", default=None, help="check against this torchvision / timm model (e.g. resnet50)")
+    p.add_argument("--to", default="torchvision", choices=["torchvision", "timm", "safetensors", "torchscript", "onnx"])
+    p.add_argument("--arch", default=None, help="check against this torchvision / timm model (e.g. resnet50); "
+                   "for torchscript / onnx of a weights file: the ResNet to build")
+    p.add_argument("--input-size", type=int, default=0, help="torchscript / onnx: side of the example input "
+                   "(default: the catalog entry's input_size, else 224)")
     p.add_argument("--padding", default="torch", choices=["torch", "tf_same"])
     p.set_defaults(fn=cmd_export)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         args.fn(args)
-    except USER_ERRORS + (pickle.UnpicklingError, RuntimeError) as e:  # bad file, name, download: one line
+    except USER_ERRORS + (pickle.UnpicklingError, RuntimeError, ModuleNotFoundError) as e:  # bad file, name, download: one line
         if args.debug:
             traceback.print_exc()
         sys.exit(error_line(e))
