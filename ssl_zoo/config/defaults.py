@@ -13,7 +13,7 @@ _C = _FvCfgNode()
 _C.VERSION = 1
 # Seed of every random stream (model init, data order, augmentation); <0 = from time.
 _C.SEED = 1337
-# Where checkpoints, metrics.json, TensorBoard events and summaries are written.
+# Where checkpoints, metrics.jsonl, TensorBoard events and summaries are written.
 _C.OUTPUT_DIR = "./output"
 # "auto" = cuda if available else cpu.
 _C.DEVICE = "auto"
@@ -171,7 +171,7 @@ _C.TEST.KNN_TEMPERATURE = 0.1
 _C.TEST.IMS_PER_BATCH = 256
 
 _C.LOG = _FvCfgNode()
-# Write metrics.json / TensorBoard every N iterations.
+# Write metrics.jsonl / TensorBoard every N iterations.
 _C.LOG.PERIOD = 20
 _C.LOG.TENSORBOARD = True
 # Progress bar on stdout (tqdm).

@@ -29,6 +29,7 @@ from ssl_zoo.config import ConfigError
 from ssl_zoo.data.build import build_eval_loader, build_train_loader
 from ssl_zoo.data.catalog import has_labels
 from ssl_zoo.engine import hooks as H
+from ssl_zoo.engine.log_lines import PeriodicLogLine, log_model_size
 from ssl_zoo.engine.launch import DEFAULT_TIMEOUT, collective_timeout_message, launch
 from ssl_zoo.engine.trainer import SSLTrainer, TrainingInterrupted
 from ssl_zoo.model_zoo.weights import load_backbone_weights
@@ -251,7 +252,11 @@ def build_hooks(cfg, model: nn.Module, checkpointer: Checkpointer, schedule, dev
                                  checkpoint_period=cfg.SOLVER.CHECKPOINT_PERIOD))
     hooks.append(H.PeriodicCheckpointer(checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD,
                                         max_to_keep=cfg.SOLVER.CHECKPOINT_MAX_TO_KEEP))
-    if cfg.LOG.PROGRESS_BAR:
+    # A terminal gets the tqdm bar (the plain lines go to log.txt only); a redirected console gets
+    # the plain lines instead of a bar that would be one \r-joined line (log_lines.py).
+    bar = bool(cfg.LOG.PROGRESS_BAR) and sys.stderr.isatty()
+    hooks.append(PeriodicLogLine(cfg.LOG.PERIOD or 20, to_console=not (bar and sys.stdout.isatty())))
+    if bar:
         hooks.append(H.ProgressBar())
     return hooks
 
@@ -299,6 +304,8 @@ def build_trainer(cfg, resume: bool = False) -> SSLTrainer:
         torch.cuda.set_device(device)
     cfg = disable_classifier_without_labels(cfg)
     model = build_method(cfg).to(device)
+    if comm.is_main_process():
+        log_model_size(model, model.backbone, cfg.INPUT.IMAGE_SIZE, device)
     if cfg.MODEL.SYNC_BN and comm.get_world_size() > 1:
         model = convert_sync_batchnorm(model)
     if cfg.MODEL.CHANNELS_LAST:

@@ -1,6 +1,6 @@
 """Standard training hooks (after detectron2's ``engine/hooks.py``).
 
-Iterations in logs, metrics.json, TensorBoard and checkpoints count COMPLETED optimizer
+Iterations in logs, metrics.jsonl, TensorBoard and checkpoints count COMPLETED optimizer
 steps: the values of step ``trainer.iter`` are logged at ``trainer.iter + 1``, and
 iteration 0 is the untrained (random-init) model. Hooks that write files do so on the
 main process only; hooks that run collectives (checkpoint RNG gathering, kNN feature
