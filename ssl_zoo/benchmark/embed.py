@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
-from tqdm import tqdm
 
 from ssl_zoo.data.build import make_eval_loader
 from ssl_zoo.data.catalog import build_dataset
@@ -54,7 +53,7 @@ def embed_folder(backbone: nn.Module, folder: str, *, image_size: int, resize: i
         image_size, resize, mean, std: the evaluation transform (``INPUT.*`` of the config).
         device: where the forward passes run.
         corrupt_policy: "skip" (default: unreadable files are left out and listed) or "fail".
-        progress: a tqdm bar with ETA on stderr.
+        progress: a progress bar with ETA (log lines when stderr is not a terminal).
     """
     dataset = build_dataset(folder, corrupt_policy=corrupt_policy, folder_labels="none")
     loader = make_eval_loader(dataset, image_size=image_size, resize=resize, mean=mean, std=std,
@@ -62,8 +61,7 @@ def embed_folder(backbone: nn.Module, folder: str, *, image_size: int, resize: i
     paths = [p for p, _ in dataset.samples]
     skipped = list(getattr(dataset, "corrupt_files", []))
     logger.info(f"Embedding {len(paths)} images under {folder} ({len(skipped)} skipped as unreadable)")
-    batches = tqdm(loader, desc="embed", unit="batch", disable=not progress, mininterval=5.0, dynamic_ncols=True)
-    feats, _ = extract_features(backbone.to(device), batches, device)
+    feats, _ = extract_features(backbone.to(device), loader, device, desc="embed" if progress else None)
     return EmbedResult(feats.cpu(), paths, skipped)
 
 
