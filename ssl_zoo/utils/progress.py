@@ -52,8 +52,9 @@ def track(items: Iterable[T], desc: str, total: Optional[int] = None, unit: str 
 
 def _line(desc: str, n: int, total: Optional[int], unit: str, elapsed: float, done: bool = False) -> str:
     rate = n / max(elapsed, 1e-9)
+    plural = unit + ("es" if unit.endswith(("s", "sh", "ch", "x")) else "s")
     if done:
-        return f"{desc}: {n} {unit}es done in {datetime.timedelta(seconds=int(elapsed))} ({rate:.1f} {unit}/s)"
-    of = f"/{total} {unit}es ({100 * n / total:.0f}%)" if total else f" {unit}es"
+        return f"{desc}: {n} {unit if n == 1 else plural} done in {datetime.timedelta(seconds=int(elapsed))} ({rate:.1f} {unit}/s)"
+    of = f"/{total} {plural} ({100 * n / total:.0f}%)" if total else f" {plural}"
     eta = f", eta {datetime.timedelta(seconds=int((total - n) / rate))}" if total else ""
     return f"{desc}: {n}{of}, {rate:.1f} {unit}/s{eta}"
