@@ -1,6 +1,6 @@
 """``tools/compare_methods.py`` end to end: each config trained by ``tools/train_net.py`` in its
 own process (3 iterations, no kNN), the table built from each run's ``summary.json`` and last
-``metrics.json`` values, a failing config reported without stopping the others, and
+``metrics.jsonl`` values, a failing config reported without stopping the others, and
 ``--skip-existing`` reusing finished runs."""
 import json
 import os
@@ -43,14 +43,14 @@ def test_compare_methods_trains_each_config_and_writes_the_table(tmp_path):
         assert rows[name]["status"] == "ok" and rows[name]["iterations"] == "3"
         assert rows[name]["kNN top-1"] == "-"  # --no-knn
         # the collapse columns are the run's last logged values
-        assert float(rows[name]["effective rank"]) == round(_last(run / "metrics.json", "effective_rank"), 3)
+        assert float(rows[name]["effective rank"]) == round(_last(run / "metrics.jsonl", "effective_rank"), 3)
         assert float(rows[name]["final loss"]) == round(json.load(open(run / "summary.json"))["final_loss"], 3)
     # the override reached the runs, and the LARS config its own optimiser
     tau0_cfg = (out / "byol/ablations/quickstart_lars_tau0" / "config.yaml").read_text()
     assert "OPTIMIZER: LARS" in tau0_cfg and "IMS_PER_BATCH: 32" in tau0_cfg
 
     # a second call reuses the finished run instead of training it again
-    metrics = out / "byol/quickstart" / "metrics.json"
+    metrics = out / "byol/quickstart" / "metrics.jsonl"
     mtime = os.path.getmtime(metrics)
     again = subprocess.run([sys.executable, TOOL, "--configs", "configs/byol/quickstart.yaml", "--out-root", str(out),
                             "--skip-existing", "--table", str(tmp_path / "again.md")],

@@ -8,6 +8,7 @@ package and lower layers only, never a peer of its layer::
     1 checkpoint, data, evaluation, modeling, solver
     2 config (method configs from modeling), model_zoo (checkpoint + modeling)
     3 engine (training), benchmark (evaluation tasks)
+    4 cli (the console scripts over engine and benchmark)
 """
 import ast
 import os
@@ -15,7 +16,7 @@ from collections import defaultdict
 
 ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "ssl_zoo")
 LAYERS = {"utils": 0, "checkpoint": 1, "data": 1, "evaluation": 1, "modeling": 1, "solver": 1, "config": 2,
-          "model_zoo": 2, "engine": 3, "benchmark": 3}
+          "model_zoo": 2, "engine": 3, "benchmark": 3, "cli": 4}
 
 
 def _modules():

@@ -13,7 +13,7 @@ for free. For each method:
   target network ``target_<name>`` of an online ``<name>`` (BYOL, MoCo-style methods) is
   afterwards exactly the EMA ``tau * old_target + (1 - tau) * new_online`` with the step's
   logged tau;
-- metrics.json has one line per logged iteration (here: iteration 1 only).
+- metrics.jsonl has one line per logged iteration (here: iteration 1 only).
 """
 import copy
 import json
@@ -154,8 +154,8 @@ def test_one_training_step_matches_reference(method, tiny_cfg, tmp_path):
         assert pairs == [("target_backbone", "backbone"), ("target_projector", "projector")]
         assert covered == frozen and tau == pytest.approx(0.9)
 
-    # ---- metrics.json: one line per logged iteration
-    with open(os.path.join(str(tmp_path), "metrics.json")) as f:
+    # ---- metrics.jsonl: one line per logged iteration
+    with open(os.path.join(str(tmp_path), "metrics.jsonl")) as f:
         lines = [json.loads(line) for line in f]
     iterations = [r["iteration"] for r in lines]
     assert iterations == [1], lines

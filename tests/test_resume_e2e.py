@@ -63,7 +63,7 @@ def _cmd(config, out, *extra, wrapper=False):
 
 
 def _metrics(out):
-    with open(os.path.join(out, "metrics.json")) as f:
+    with open(os.path.join(out, "metrics.jsonl")) as f:
         return [json.loads(line) for line in f if line.strip()]
 
 
@@ -99,7 +99,7 @@ def test_sigkill_and_resume_equals_uninterrupted(tiny_cfg, tmp_path):
     try:
         while time.time() < deadline and proc.poll() is None:
             if os.path.isfile(ckpt) and _read(pointer) == os.path.basename(ckpt) \
-                    and os.path.isfile(os.path.join(out_b, "metrics.json")) \
+                    and os.path.isfile(os.path.join(out_b, "metrics.jsonl")) \
                     and any(i == PERIOD + 1 for i, _ in _losses(out_b)):
                 break
             time.sleep(0.01)

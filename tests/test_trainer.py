@@ -1,5 +1,5 @@
 """SSLTrainer and hooks on a toy method: hook order, gradient accumulation, NaN handling,
-metrics.json, and exact resume after SIGKILL (compared with an uninterrupted run)."""
+metrics.jsonl, and exact resume after SIGKILL (compared with an uninterrupted run)."""
 import contextlib
 import json
 import logging
@@ -118,7 +118,7 @@ def build_toy_trainer(out, *, resume=False, max_iter=20, period=5, extra_hooks=(
 
 
 def _losses(out):
-    with open(os.path.join(out, "metrics.json")) as f:
+    with open(os.path.join(out, "metrics.jsonl")) as f:
         lines = [json.loads(line) for line in f]
     return [(r["iteration"], r["loss"]) for r in lines if "loss" in r], lines
 
@@ -224,7 +224,7 @@ def test_kill_and_resume_matches_uninterrupted_run(tmp_path):
     assert losses_b == losses_a  # exact: same data, same RNG, same optimizer state
     for pa, pb in zip(a_params, b.model.parameters()):
         assert torch.equal(pa, pb)
-    # every metrics.json line parses and has the expected content
+    # every metrics.jsonl line parses and has the expected content
     strip = lambda ls: [{k: v for k, v in r.items() if k != "images_per_s"} for r in ls]  # noqa: E731
     assert strip(lines_b) == strip(lines_a)
     assert lines_a[0]["iteration"] == 0 and "knn_random_init" in lines_a[0]
@@ -363,7 +363,7 @@ def test_build_trainer_end_to_end_with_stub_parts(tmp_path, monkeypatch):
     assert trainer.max_iter == 6 and trainer.start_iter == 0 and starts == [0]  # 3 epochs x 64 // (16 x 2)
     trainer.train()
     files = set(os.listdir(out))
-    assert {"config.yaml", "log.txt", "metrics.json", "summary.json", "summary.png", "last_checkpoint",
+    assert {"config.yaml", "log.txt", "metrics.jsonl", "summary.json", "summary.png", "last_checkpoint",
             "model_0000003.pth", "model_final.pth"} <= files
     assert any(f.startswith("events.out.tfevents") for f in files)
     assert get_cfg(method_names=[]).load_cfg(open(os.path.join(out, "config.yaml"))).SOLVER.EPOCHS == 3

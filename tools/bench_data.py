@@ -78,7 +78,11 @@ CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="Examples:\n"
+                                       "    python tools/bench_data.py --quick              # smoke run, small sizes\n"
+                                       "    python tools/bench_data.py --threads 16 --device cuda --batch-size 256\n"
+                                       "(the module docstring explains both tables)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the batched path and the model run")
     p.add_argument("--batch-size", type=int, default=128, help="images per batch (Table 1 batched path, Table 2)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads/processes per path")

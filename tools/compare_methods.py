@@ -4,7 +4,7 @@
 Each config is trained by ``tools/train_net.py`` in its own process (a failure or a leaked
 global state in one run cannot affect the others), into ``<out-root>/<config name>/``. The
 table is built from each run's ``summary.json`` (kNN top-1 of the trained backbone and at
-random init) and the last collapse signals in its ``metrics.json`` (``collapse_std`` of the
+random init) and the last collapse signals in its ``metrics.jsonl`` (``collapse_std`` of the
 L2-normalised embeddings, healthy about 1/sqrt(d), collapsed near 0; ``effective_rank``).
 
 Examples:
@@ -13,9 +13,11 @@ Examples:
     python tools/compare_methods.py
     # smoke test: 2 iterations per config, no kNN, one thread each
     python tools/compare_methods.py --max-iter 2 --no-knn --threads 1 --out-root /tmp/cmp
-    # any configs, extra overrides for every run
+    # any configs, extra KEY VALUE overrides for every run (anywhere on the line, as in train_net.py)
+    python tools/compare_methods.py SOLVER.EPOCHS 40 --configs configs/byol/quickstart.yaml \\
+        configs/simclr/quickstart.yaml
     python tools/compare_methods.py --configs configs/byol/quickstart.yaml configs/simclr/quickstart.yaml \\
-        --opts SOLVER.EPOCHS 40
+        SOLVER.EPOCHS 40          # overrides after --configs: the first KEY (A.B) ends the config list
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import argparse
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -31,6 +34,7 @@ from typing import Dict, List, Optional
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)  # run from a checkout
 
+from ssl_zoo.engine.metrics_file import metrics_path, read_metrics  # noqa: E402
 from ssl_zoo.utils.file_io import atomic_write  # noqa: E402
 
 DEFAULT_CONFIGS = [
@@ -52,6 +56,18 @@ DEFAULT_CONFIGS = [
     "configs/byol/ablations/quickstart_lars_tau0.yaml",
     "configs/byol/ablations/quickstart_lars_tau0_pred_lr10.yaml",  # Table 21's rescue of tau = 0 (300 ImageNet epochs)
 ]
+
+
+_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+$")
+
+
+def split_overrides(configs: List[str]) -> "tuple[List[str], List[str]]":
+    """``--configs a.yaml b.yaml SOLVER.EPOCHS 40`` -> (configs, overrides): the first item that looks
+    like a config key (``A.B``, upper case) and is not an existing file starts the overrides."""
+    for i, item in enumerate(configs):
+        if _KEY.match(item) and not os.path.exists(item):
+            return configs[:i], configs[i:]
+    return configs, []
 
 
 def run_name(config: str) -> str:
@@ -76,23 +92,17 @@ def train(config: str, output_dir: str, opts: List[str], threads: Optional[int])
 
 
 def last_metrics(output_dir: str, names=("collapse_std", "collapse_std_sqrt_d", "effective_rank")) -> Dict[str, float]:
-    """Last logged value of each of ``names`` in ``metrics.json`` (one JSON object per line)."""
+    """Last logged value of each of ``names`` in the run's metrics file (``ssl_zoo.engine.metrics_file``)."""
     found: Dict[str, float] = {}
-    path = os.path.join(output_dir, "metrics.json")
-    if not os.path.isfile(path):
+    if not os.path.isfile(metrics_path(output_dir)):
         return found
-    with open(path) as f:
-        for line in f:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            found.update({k: record[k] for k in names if k in record})
+    for record in read_metrics(output_dir):
+        found.update({k: record[k] for k in names if k in record})
     return found
 
 
 def collect(name: str, output_dir: str, status: str) -> Dict[str, object]:
-    """One table row from ``summary.json`` and ``metrics.json``."""
+    """One table row from ``summary.json`` and ``metrics.jsonl``."""
     row: Dict[str, object] = {"config": name, "status": status}
     path = os.path.join(output_dir, "summary.json")
     summary = json.load(open(path)) if os.path.isfile(path) else {}
@@ -129,8 +139,13 @@ def main(argv=None) -> int:
     parser.add_argument("--no-knn", action="store_true", help="disable the kNN monitor (smoke tests)")
     parser.add_argument("--threads", type=int, default=0, help="OMP_NUM_THREADS of each run (0 = torch default)")
     parser.add_argument("--skip-existing", action="store_true", help="reuse runs whose summary.json exists")
-    parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides for every run")
-    args = parser.parse_args(argv)
+    parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[],
+                        help="deprecated spelling of the positional KEY VALUE overrides")
+    parser.add_argument("overrides", nargs="*", default=[], metavar="KEY VALUE",
+                        help="config overrides for every run, as train_net.py takes them")
+    args = parser.parse_intermixed_args(argv)
+    args.configs, moved = split_overrides(args.configs)
+    args.opts = moved + list(args.overrides) + list(args.opts or [])
 
     opts = list(args.opts)
     if args.max_iter > 0:

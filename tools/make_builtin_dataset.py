@@ -7,7 +7,7 @@ seeded subset (500 train + 100 test images per class = 5,000 + 1,000) and writes
 ORIGINAL JPEG bytes (no re-encoding, so pixels are exactly those of the source copy)
 into a deterministic zip: same inputs + seed -> byte-identical output.
 
-Usage::
+Examples::
 
     python tools/make_builtin_dataset.py \
         --src ../shared/data --out ssl_zoo/data/builtin/cifar10_5k.zip

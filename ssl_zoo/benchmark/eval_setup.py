@@ -110,7 +110,9 @@ def extract(setup: EvalSetup, model: nn.Module, split: LabelledSplit,
     indices = torch.arange(len(split)) if indices is None else indices
     try:
         f, y = extract_features(model, split.eval_batches(indices, setup.batch_size), setup.device,
-                                amp_dtype=setup.amp_dtype, channels_last=setup.channels_last)
+                                amp_dtype=setup.amp_dtype, channels_last=setup.channels_last,
+                                desc=f"features of {len(indices)} images",
+                                total=-(-len(indices[comm.get_rank()::comm.get_world_size()]) // setup.batch_size))
     except ValueError:
         raise ValueError(f"nothing to evaluate on rank {comm.get_rank()}: {len(indices)} images for "
                          f"{comm.get_world_size()} processes") from None

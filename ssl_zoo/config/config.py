@@ -19,6 +19,7 @@ from fvcore.common.config import CfgNode as _FvCfgNode
 
 from ssl_zoo.config.defaults import _C
 from ssl_zoo.modeling.method import METHOD_REGISTRY
+from ssl_zoo.utils.resources import resolve_config_file
 
 
 class ConfigError(ValueError):
@@ -179,7 +180,11 @@ def load_config(config_file: str = "", opts: Optional[list] = None) -> CfgNode:
     ``MODEL.METHOD`` are dropped, so ``--print-config`` and ``OUTPUT_DIR/config.yaml`` show
     just the keys that matter. Setting a key of another method (a value differing from its
     default) is an error rather than silently ignored.
+
+    ``config_file`` that is not an existing path is looked up among the packaged configs
+    (``load_config("byol/quickstart.yaml")`` works after ``pip install ssl_zoo``).
     """
+    config_file = resolve_config_file(config_file)
     cfg = get_cfg()
     if config_file:
         cfg.merge_from_file(config_file)

@@ -13,7 +13,7 @@ _C = _FvCfgNode()
 _C.VERSION = 1
 # Seed of every random stream (model init, data order, augmentation); <0 = from time.
 _C.SEED = 1337
-# Where checkpoints, metrics.json, TensorBoard events and summaries are written.
+# Where checkpoints, metrics.jsonl, TensorBoard events and summaries are written.
 _C.OUTPUT_DIR = "./output"
 # "auto" = cuda if available else cpu.
 _C.DEVICE = "auto"
@@ -91,8 +91,13 @@ _C.INPUT.EVAL_RESIZE = 256
 _C.DATASETS = _FvCfgNode()
 # Root under which named datasets are looked up ("" = $SSL_ZOO_DATASETS, else ./datasets).
 _C.DATASETS.ROOT = ""
-# DATASET_REGISTRY name or a path to an ImageFolder directory, for pretraining.
+# DATASET_REGISTRY name, a folder of images (an ImageFolder of class folders, or any folder:
+# flat or nested, read without labels) or a file list of '<path> [<label>]' lines, for pretraining.
 _C.DATASETS.TRAIN = "imagenet_train"
+# How a folder in DATASETS.* is read: "auto" = class folders when every image sits exactly one level
+# down (root/<class>/<image>), else every image without labels (ssl_zoo/data/datasets/unlabeled_folder.py);
+# "class_folders" = always ImageFolder; "none" = always unlabeled.
+_C.DATASETS.FOLDER_LABELS = "auto"
 # Labeled splits for the kNN monitor: memory bank and queries ("" disables the monitor).
 _C.DATASETS.KNN_TRAIN = ""
 _C.DATASETS.KNN_TEST = ""
@@ -179,7 +184,7 @@ _C.TEST.KNN_TEMPERATURE = 0.1
 _C.TEST.IMS_PER_BATCH = 256
 
 _C.LOG = _FvCfgNode()
-# Write metrics.json / TensorBoard every N iterations.
+# Write metrics.jsonl / TensorBoard every N iterations.
 _C.LOG.PERIOD = 20
 _C.LOG.TENSORBOARD = True
 # Progress bar on stdout (tqdm).

@@ -38,6 +38,7 @@ meaningful for finite loaders; ``iters_per_epoch = num_images // IMS_PER_BATCH``
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -57,6 +58,8 @@ from ssl_zoo.data.transforms.pil import CropOnlyTransform, MultiViewPILTransform
 from ssl_zoo.data.transforms.presets import ViewSpec, get_view_specs
 from ssl_zoo.utils import comm
 from ssl_zoo.utils.env import get_device
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["TrainData", "build_train_loader", "make_train_data", "build_eval_loader", "make_eval_loader",
            "InMemoryEvalLoader", "apply_overrides", "view_specs_from_cfg"]
@@ -245,7 +248,7 @@ def _resolve_seed(seed: int) -> int:
 def build_train_loader(cfg, start_iter: int = 0) -> TrainData:
     """Training data from the config.
 
-    Reads DATASETS.{TRAIN, ROOT, CORRUPT_POLICY, TRAIN_SUBSET_*}, INPUT.{BACKEND, AUG_PRESET, IMAGE_SIZE, AUG.*,
+    Reads DATASETS.{TRAIN, ROOT, CORRUPT_POLICY, FOLDER_LABELS, TRAIN_SUBSET_*}, INPUT.{BACKEND, AUG_PRESET, IMAGE_SIZE, AUG.*,
     MEAN, STD}, SOLVER.IMS_PER_BATCH (global; per process = // world size), SEED, DEVICE,
     DATALOADER.{NUM_WORKERS, PIN_MEMORY}. World size / rank come from torch.distributed
     when it is initialised.
@@ -256,12 +259,25 @@ def build_train_loader(cfg, start_iter: int = 0) -> TrainData:
     """
     specs = view_specs_from_cfg(cfg)
     dataset = build_dataset(cfg.DATASETS.TRAIN, root=cfg.DATASETS.ROOT, train=True,
-                            corrupt_policy=cfg.DATASETS.CORRUPT_POLICY, subset=subset_from_cfg(cfg))
+                            corrupt_policy=cfg.DATASETS.CORRUPT_POLICY, subset=subset_from_cfg(cfg),
+                            folder_labels=cfg.DATASETS.FOLDER_LABELS)
+    logger.info(dataset_summary(cfg.DATASETS.TRAIN, dataset, cfg.DATASETS.CORRUPT_POLICY))
     return make_train_data(
         dataset, specs=specs, backend=cfg.INPUT.BACKEND, mean=tuple(cfg.INPUT.MEAN), std=tuple(cfg.INPUT.STD),
         global_batch_size=cfg.SOLVER.IMS_PER_BATCH, seed=_resolve_seed(cfg.SEED), rank=comm.get_rank(),
         world_size=comm.get_world_size(), device=get_device(cfg.DEVICE),
         num_workers=cfg.DATALOADER.NUM_WORKERS, pin_memory=cfg.DATALOADER.PIN_MEMORY, start_iter=start_iter)
+
+
+def dataset_summary(name: str, dataset: Dataset, corrupt_policy: str) -> str:
+    """One log line: how many images were found, how many skipped as unreadable, labels or not."""
+    skipped = len(getattr(dataset, "corrupt_files", []) or [])
+    classes = getattr(dataset, "classes", None) or []
+    labels = f"{len(classes)} classes" if classes else "no labels"
+    scan = (f"{skipped} skipped as unreadable" if corrupt_policy == "skip" else
+            "not scanned for unreadable files (DATASETS.CORRUPT_POLICY 'fail': one stops the run; 'skip' drops them)")
+    return (f"Training data {name}: {len(dataset) + skipped} images found, {len(dataset)} used, {scan}; "
+            f"{labels} ({type(dataset).__name__}).")
 
 
 # ---------------------------------------------------------------------------- evaluation
@@ -314,11 +330,12 @@ def make_eval_loader(dataset: Dataset, *, image_size: int, resize: int, mean: Se
 def build_eval_loader(cfg, name: str, distributed: bool = False) -> Iterable:
     """Evaluation loader of dataset ``name`` (e.g. DATASETS.KNN_TRAIN) from the config.
 
-    Reads DATASETS.{ROOT, CORRUPT_POLICY}, INPUT.{IMAGE_SIZE, EVAL_RESIZE, MEAN, STD},
+    Reads DATASETS.{ROOT, CORRUPT_POLICY, FOLDER_LABELS}, INPUT.{IMAGE_SIZE, EVAL_RESIZE, MEAN, STD},
     TEST.IMS_PER_BATCH, DATALOADER.NUM_WORKERS. ``distributed=True`` shards by rank.
     A bare name (``cifar10``) means its test split; use ``*_train`` for a memory bank.
     """
-    dataset = build_dataset(name, root=cfg.DATASETS.ROOT, train=False, corrupt_policy=cfg.DATASETS.CORRUPT_POLICY)
+    dataset = build_dataset(name, root=cfg.DATASETS.ROOT, train=False, corrupt_policy=cfg.DATASETS.CORRUPT_POLICY,
+                            folder_labels=cfg.DATASETS.FOLDER_LABELS)
     rank, world = (comm.get_rank(), comm.get_world_size()) if distributed else (0, 1)
     return make_eval_loader(dataset, image_size=cfg.INPUT.IMAGE_SIZE, resize=cfg.INPUT.EVAL_RESIZE,
                             mean=tuple(cfg.INPUT.MEAN), std=tuple(cfg.INPUT.STD), batch_size=cfg.TEST.IMS_PER_BATCH,

@@ -2,7 +2,8 @@
 
 Names (``DATASET_REGISTRY``, filled by :mod:`ssl_zoo.data.datasets.builtin`) resolve under a
 root: the explicit ``root`` argument, else ``$SSL_ZOO_DATASETS``, else ``./datasets``. A path is
-an ImageFolder directory or a file list. A missing directory raises ``FileNotFoundError``
+a directory (an ImageFolder of class folders, or any folder of images read without labels: the
+rule is in :mod:`ssl_zoo.data.datasets.unlabeled_folder`) or a file list. A missing directory raises ``FileNotFoundError``
 naming the full path tried and how to point ssl_zoo at the data. Subsets
 (``build_dataset(..., subset=SubsetSpec(...))``) are drawn in ``subset.py``.
 """
@@ -14,14 +15,18 @@ from typing import Callable, Optional
 from torch.utils.data import Dataset
 
 from ssl_zoo.data.datasets.base import CORRUPT_POLICIES, ImageFolderDataset
-from ssl_zoo.data.datasets.file_list import FileListDataset
+from ssl_zoo.data.datasets.file_list import FileListDataset, read_file_list
+from ssl_zoo.data.datasets.unlabeled_folder import FOLDER_LABELS, UnlabeledFolderDataset, folder_layout
 from ssl_zoo.data.subset import apply_subset
 from ssl_zoo.utils.registry import Registry
 
-__all__ = ["DATASET_REGISTRY", "build_dataset", "register_split_names", "resolve_root"]
+__all__ = ["DATASET_REGISTRY", "UNLABELED_NAMES", "build_dataset", "has_labels", "register_split_names", "resolve_root"]
 
 DATASET_REGISTRY = Registry("DATASET")
 DATASET_REGISTRY.__doc__ = """Named datasets: ``f(root, train, transform, corrupt_policy) -> Dataset``."""
+
+# Registered names whose images carry no labels (target -1); every other name is labelled.
+UNLABELED_NAMES = {"stl10_unlabeled"}
 
 
 def resolve_root(root: Optional[str] = None) -> str:
@@ -38,8 +43,33 @@ def register_split_names(base: str, fn: Callable, train_suffix: str = "train", t
                               name=f"{base}_{test_suffix}")
 
 
+def _is_dir_unlabeled(path: str, folder_labels: str) -> bool:
+    if folder_labels not in FOLDER_LABELS:
+        raise ValueError(f"DATASETS.FOLDER_LABELS must be one of {FOLDER_LABELS}, got {folder_labels!r}")
+    if folder_labels != "auto":
+        return folder_labels == "none"
+    return folder_layout(path) == "unlabeled"
+
+
+def has_labels(name_or_path: str, folder_labels: str = "auto") -> bool:
+    """Whether ``build_dataset(name_or_path)`` gives labelled images, without building it.
+
+    Registered names: all but :data:`UNLABELED_NAMES`; a directory: class folders (the rule
+    of :func:`~ssl_zoo.data.datasets.unlabeled_folder.folder_layout`, or ``folder_labels``); a
+    file list: lines with labels.
+    """
+    if name_or_path in DATASET_REGISTRY:
+        return name_or_path not in UNLABELED_NAMES
+    if os.path.isdir(name_or_path):
+        return not _is_dir_unlabeled(name_or_path, folder_labels)
+    if os.path.isfile(name_or_path):
+        return bool(read_file_list(name_or_path)[1])
+    return True  # unknown: build_dataset will name the problem
+
+
 def build_dataset(name_or_path: str, root: Optional[str] = None, train: bool = True,
-                  transform: Optional[Callable] = None, corrupt_policy: str = "fail", subset=None) -> Dataset:
+                  transform: Optional[Callable] = None, corrupt_policy: str = "fail", subset=None,
+                  folder_labels: str = "auto") -> Dataset:
     """Build a dataset by registry name, ImageFolder path or file-list path.
 
     Args:
@@ -56,32 +86,38 @@ def build_dataset(name_or_path: str, root: Optional[str] = None, train: bool = T
         subset: optional :class:`~ssl_zoo.data.subset.SubsetSpec`: keep a class-balanced,
             seeded fraction or number of images per class (same kind of dataset, with
             ``subset_indices`` into the full set).
+        folder_labels: for a directory: "auto" (class folders or unlabeled by the rule of
+            :func:`~ssl_zoo.data.datasets.unlabeled_folder.folder_layout`), "class_folders"
+            (ImageFolder) or "none" (:class:`UnlabeledFolderDataset`, every image, target -1).
 
     Returns:
-        :class:`InMemoryImageDataset` (built-in, CIFAR, STL-10), :class:`ImageFolderDataset`
-        or :class:`~ssl_zoo.data.datasets.file_list.FileListDataset`.
+        :class:`InMemoryImageDataset` (built-in, CIFAR, STL-10), :class:`ImageFolderDataset`,
+        :class:`UnlabeledFolderDataset` or :class:`~ssl_zoo.data.datasets.file_list.FileListDataset`.
 
     Raises:
         FileNotFoundError: the data directory is missing (the message names the full path).
         KeyError: neither a known name nor an existing directory or file.
     """
-    return apply_subset(_build_full_dataset(name_or_path, root, train, transform, corrupt_policy), subset)
+    return apply_subset(_build_full_dataset(name_or_path, root, train, transform, corrupt_policy, folder_labels),
+                        subset)
 
 
 def _build_full_dataset(name_or_path: str, root: Optional[str], train: bool, transform: Optional[Callable],
-                        corrupt_policy: str) -> Dataset:
+                        corrupt_policy: str, folder_labels: str) -> Dataset:
     if corrupt_policy not in CORRUPT_POLICIES:
         raise ValueError(f"corrupt_policy must be one of {CORRUPT_POLICIES}, got {corrupt_policy!r}")
     if name_or_path in DATASET_REGISTRY:
         return DATASET_REGISTRY.get(name_or_path)(resolve_root(root), train, transform, corrupt_policy)
     if os.path.isdir(name_or_path):
+        if _is_dir_unlabeled(name_or_path, folder_labels):
+            return UnlabeledFolderDataset(name_or_path, transform, corrupt_policy)
         return ImageFolderDataset(name_or_path, transform, corrupt_policy)
     if os.path.isfile(name_or_path):
         return FileListDataset(name_or_path, root or None, transform, corrupt_policy)
     if os.sep in name_or_path or name_or_path.startswith("."):
         raise FileNotFoundError(f"Dataset directory or file list not found: {os.path.abspath(name_or_path)} "
-                                f"(expected an ImageFolder root/<class>/<image> or a text file of "
-                                f"'<path> <label>' lines).")
+                                f"(expected a folder of images, an ImageFolder root/<class>/<image> or a "
+                                f"text file of '<path> [<label>]' lines).")
     try:
         DATASET_REGISTRY.get(name_or_path)
     except KeyError as e:  # neither a name nor a directory: say both

@@ -27,8 +27,10 @@ from ssl_zoo.checkpoint.files import remove_orphan_tmp
 from ssl_zoo.checkpoint.run_dir import RunDirLock, RunDirLockedError, check_fresh_start
 from ssl_zoo.config import ConfigError
 from ssl_zoo.data.build import build_eval_loader, build_train_loader
+from ssl_zoo.data.catalog import has_labels
 from ssl_zoo.engine import hooks as H
 from ssl_zoo.engine.compile import compile_method
+from ssl_zoo.engine.log_lines import PeriodicLogLine, log_model_size
 from ssl_zoo.engine.launch import DEFAULT_TIMEOUT, collective_timeout_message, launch
 from ssl_zoo.engine.trainer import SSLTrainer, TrainingInterrupted
 from ssl_zoo.model_zoo.weights import load_backbone_weights
@@ -39,15 +41,21 @@ from ssl_zoo.utils.file_io import atomic_write
 from ssl_zoo.utils import comm
 from ssl_zoo.utils.env import amp_dtype_from_cfg, collect_env_info, device_from_cfg, seed_all
 from ssl_zoo.utils.logger import setup_logger
+from ssl_zoo.utils.resources import resolve_config_file
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["default_argument_parser", "default_setup", "build_trainer", "launch_cli"]
 
 
-def default_argument_parser(epilog: Optional[str] = None) -> argparse.ArgumentParser:
-    """The command line of ``tools/train_net.py`` (detectron2's flags)."""
-    parser = argparse.ArgumentParser(epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+def default_argument_parser(epilog: Optional[str] = None, description: Optional[str] = None) -> argparse.ArgumentParser:
+    """The command line of ``ssl-zoo-train`` / ``tools/train_net.py`` (detectron2's flags).
+
+    Overrides are a ``nargs="*"`` positional, so ``parser.parse_intermixed_args()`` accepts
+    flags before, between and after the ``KEY VALUE`` pairs (``... OUTPUT_DIR out --resume``).
+    """
+    parser = argparse.ArgumentParser(description=description, epilog=epilog,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config-file", default="", metavar="FILE", help="path to a YAML config file")
     parser.add_argument("--resume", action="store_true",
                         help="resume from OUTPUT_DIR/last_checkpoint (model, optimizer, iteration, hooks, RNG); "
@@ -65,8 +73,9 @@ def default_argument_parser(epilog: Optional[str] = None) -> argparse.ArgumentPa
     parser.add_argument("--machine-rank", type=int, default=0, help="the rank of this machine")
     parser.add_argument("--dist-url", default="auto",
                         help='tcp://<machine 0 address>:<port>; "auto" = a free local port (one machine)')
-    parser.add_argument("opts", default=[], nargs=argparse.REMAINDER,
-                        help="config overrides as KEY VALUE pairs, e.g. SOLVER.IMS_PER_BATCH 256")
+    parser.add_argument("opts", default=[], nargs="*", metavar="KEY VALUE",
+                        help="config overrides as KEY VALUE pairs, e.g. SOLVER.IMS_PER_BATCH 256 (flags may "
+                             "come before or after them)")
     return parser
 
 
@@ -190,8 +199,9 @@ def default_setup(cfg, args: Optional[argparse.Namespace] = None) -> None:
     if args is not None:
         logger.info(f"Command line: {' '.join(sys.argv)}\nArguments: {args}")
         if getattr(args, "config_file", ""):
-            with open(args.config_file) as f:
-                logger.info(f"Contents of {args.config_file}:\n{f.read()}")
+            config_file = resolve_config_file(args.config_file)
+            with open(config_file) as f:
+                logger.info(f"Contents of {config_file}:\n{f.read()}")
     if not resume:
         save_config(cfg)
     seed = seed_all(cfg.SEED)
@@ -243,9 +253,38 @@ def build_hooks(cfg, model: nn.Module, checkpointer: Checkpointer, schedule, dev
                                  checkpoint_period=cfg.SOLVER.CHECKPOINT_PERIOD))
     hooks.append(H.PeriodicCheckpointer(checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD,
                                         max_to_keep=cfg.SOLVER.CHECKPOINT_MAX_TO_KEEP))
-    if cfg.LOG.PROGRESS_BAR:
+    # A terminal gets the tqdm bar (the plain lines go to log.txt only); a redirected console gets
+    # the plain lines instead of a bar that would be one \r-joined line (log_lines.py).
+    bar = bool(cfg.LOG.PROGRESS_BAR) and sys.stderr.isatty()
+    hooks.append(PeriodicLogLine(cfg.LOG.PERIOD or 20, to_console=not (bar and sys.stdout.isatty())))
+    if bar:
         hooks.append(H.ProgressBar())
     return hooks
+
+
+ONLINE_CLASSIFIER_KEY = "ONLINE_CLASSIFIER_CLASSES"  # a method node's monitoring classifier (BYOL.*)
+
+
+def disable_classifier_without_labels(cfg):
+    """``cfg``, or a copy with the online classifier off (with a warning) when DATASETS.TRAIN has no labels.
+
+    Labels are optional in pretraining: the paper configs monitor with an online linear
+    classifier (``BYOL.ONLINE_CLASSIFIER_CLASSES: 1000``), which cannot train on a folder of
+    unlabeled images. Decided from the dataset spec before the model is built, so a resumed
+    run builds the same model (its checkpoint has no classifier either).
+    """
+    nodes = [k for k, v in cfg.items() if hasattr(v, "get") and int(v.get(ONLINE_CLASSIFIER_KEY, 0) or 0) > 0]
+    if not nodes or has_labels(cfg.DATASETS.TRAIN, cfg.DATASETS.FOLDER_LABELS):
+        return cfg
+    cfg = cfg.clone()
+    cfg.defrost()
+    for node in nodes:
+        logger.warning(f"DATASETS.TRAIN '{cfg.DATASETS.TRAIN}' has no labels: the online classifier "
+                       f"{node}.{ONLINE_CLASSIFIER_KEY}={cfg[node][ONLINE_CLASSIFIER_KEY]} is disabled "
+                       f"(set it to 0 to silence this).")
+        cfg[node][ONLINE_CLASSIFIER_KEY] = 0
+    cfg.freeze()
+    return cfg
 
 
 def build_trainer(cfg, resume: bool = False) -> SSLTrainer:
@@ -264,7 +303,10 @@ def build_trainer(cfg, resume: bool = False) -> SSLTrainer:
     device = device_from_cfg(cfg)
     if device.type == "cuda":
         torch.cuda.set_device(device)
+    cfg = disable_classifier_without_labels(cfg)
     model = build_method(cfg).to(device)
+    if comm.is_main_process():
+        log_model_size(model, model.backbone, cfg.INPUT.IMAGE_SIZE, device)
     if cfg.MODEL.SYNC_BN and comm.get_world_size() > 1:
         model = convert_sync_batchnorm(model)
     if cfg.MODEL.CHANNELS_LAST and device.type in tuple(cfg.MODEL.CHANNELS_LAST_DEVICES):

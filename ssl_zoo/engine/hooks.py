@@ -1,6 +1,6 @@
 """Standard training hooks (after detectron2's ``engine/hooks.py``).
 
-Iterations in logs, metrics.json, TensorBoard and checkpoints count COMPLETED optimizer
+Iterations in logs, metrics.jsonl, TensorBoard and checkpoints count COMPLETED optimizer
 steps: the values of step ``trainer.iter`` are logged at ``trainer.iter + 1``, and
 iteration 0 is the untrained (random-init) model. Hooks that write files do so on the
 main process only; hooks that run collectives (checkpoint RNG gathering, kNN feature
@@ -298,7 +298,7 @@ class KNNMonitor(HookBase):
         world, rank = comm.get_world_size(), comm.get_rank()
         shard = (b for i, b in enumerate(loader) if i % world == rank) if world > 1 else loader
         try:
-            f, y = extract_features(net, shard, device)
+            f, y = extract_features(net, shard, device, desc="kNN features")
             f, y = F.normalize(f, dim=1).cpu(), y.cpu()  # cosine kNN
         except ValueError:  # this rank got no batch
             f, y = torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)
@@ -491,20 +491,31 @@ class TrainingSummary(HookBase):
         logger.info("Training summary:\n" + tabulate(rows, headers=["metric", "value"], tablefmt="pipe"))
 
     def _plot(self, path: str) -> None:
+        """Loss curve and kNN curve with the random-init baseline; a panel without data is left out
+        (no plot at all when there is nothing to draw)."""
         from matplotlib.figure import Figure  # no pyplot: no global backend, headless (Agg canvas)
 
+        loss = self.loss_curve or [[it, v] for it, v in self.trainer.storage.history("loss")]
         knn = self._knn()
-        fig = Figure(figsize=(10 if knn is not None else 5, 3.5))
-        axes = fig.subplots(1, 2 if knn is not None else 1, squeeze=False)
-        if self.loss_curve:
-            x, y = zip(*self.loss_curve)
-            axes[0, 0].plot(x, y)
-        axes[0, 0].set(xlabel="iteration", ylabel="loss", title="training loss")
-        if knn is not None:
-            pts = [(h["iteration"], h[knn.headline]) for h in knn.history]
-            if pts:
-                x, y = zip(*pts)
-                axes[0, 1].plot(x, y, marker="o")
-            axes[0, 1].set(xlabel="iteration", ylabel="top-1 (%)", title=knn.headline)
+        knn_pts = [(h["iteration"], h[knn.headline]) for h in knn.history if knn.headline in h] if knn else []
+        panels = (["loss"] if loss else []) + (["knn"] if knn_pts else [])
+        if not panels:
+            logger.info("No loss or kNN point to plot: summary.png not written.")
+            return
+        fig = Figure(figsize=(5 * len(panels), 3.5))
+        axes = fig.subplots(1, len(panels), squeeze=False)[0]
+        for ax, panel in zip(axes, panels):
+            if panel == "loss":
+                x, y = zip(*loss)
+                ax.plot(x, y, marker="o" if len(x) < 3 else None)
+                ax.set(xlabel="iteration", ylabel="loss", title="training loss")
+                continue
+            x, y = zip(*knn_pts)
+            ax.plot(x, y, marker="o", label="trained")
+            if knn.random_init is not None:  # the baseline every SSL number should be read against
+                ax.axhline(knn.random_init, color="grey", linestyle="--",
+                           label=f"random init ({knn.random_init:.1f})")
+            ax.set(xlabel="iteration", ylabel="top-1 (%)", title=knn.headline)
+            ax.legend(loc="lower right")
         fig.tight_layout()
         fig.savefig(path, dpi=100)

@@ -18,11 +18,11 @@ from typing import Any, Dict, Iterable, List, Optional
 
 from ssl_zoo.utils.file_io import atomic_write
 
-METRICS_FILE = "metrics.json"
+METRICS_FILE = "metrics.jsonl"  # JSON lines: one object per line (jsonlines.org)
 
 
 def metrics_path(output_dir: str) -> str:
-    """``output_dir/metrics.json``."""
+    """``output_dir/metrics.jsonl``."""
     return os.path.join(output_dir, METRICS_FILE)
 
 

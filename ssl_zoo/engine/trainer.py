@@ -164,6 +164,7 @@ class SSLTrainer:
         self.completed_steps = 0  # optimizer steps done, the "iteration" of logs and checkpoints
         self.last_outputs: Dict[str, Any] = {}
         self.storage = MetricStorage()
+        self.data_time_total = 0.0  # seconds spent in next(data.iterator) since construction
         self.images_per_step = 0
         self.handle_signals = handle_signals
         self.stop_signal = 0
@@ -302,7 +303,9 @@ class SSLTrainer:
         embedding = None
         images = 0
         for micro in range(self.accum_steps):
+            t_wait = time.perf_counter()
             batch = next(self.data.iterator)
+            self.data_time_total += time.perf_counter() - t_wait  # waiting for the loader (log_lines' data %)
             views, labels = self.data.batch_transform(batch, self.iter * self.accum_steps + micro)
             images += views[0].shape[0]
             with self._sync_context(micro == self.accum_steps - 1):

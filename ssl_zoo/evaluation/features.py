@@ -7,13 +7,16 @@ from typing import Iterable, Optional, Tuple
 import torch
 from torch import nn
 
+from ssl_zoo.utils.progress import track
+
 __all__ = ["extract_features"]
 
 
 @torch.no_grad()
 def extract_features(model: nn.Module, batches: Iterable, device: torch.device, *,
                      amp_dtype: Optional[torch.dtype] = None,
-                     channels_last: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
+                     channels_last: bool = False, desc: Optional[str] = None,
+                     total: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """Run ``model`` in eval mode over ``batches``; the module's train/eval mode is restored after.
 
     Args:
@@ -22,6 +25,8 @@ def extract_features(model: nn.Module, batches: Iterable, device: torch.device, 
         device: where the forward passes run.
         amp_dtype: autocast dtype of the forward passes (None = float32).
         channels_last: feed the images in channels-last memory format.
+        desc: show progress with ETA under this name (``ssl_zoo.utils.progress.track``); None = silent.
+        total: number of batches, for the ETA when ``batches`` has no ``len``.
 
     Returns:
         ``(features [N, D] float32, labels [N] int64)``, both on ``device``, in batch order.
@@ -32,7 +37,7 @@ def extract_features(model: nn.Module, batches: Iterable, device: torch.device, 
     autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
     feats, labels = [], []
     try:
-        for batch in batches:
+        for batch in (track(batches, desc, total) if desc else batches):
             x = batch[0].to(device, non_blocking=True)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)

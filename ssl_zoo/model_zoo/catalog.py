@@ -4,7 +4,8 @@ One :class:`CatalogEntry` per checkpoint: how to fetch it (URLs, published check
 limit), how to convert it (source format + converter options) and how to run it (ResNet
 name, width, padding convention), plus its license and published metrics with protocol.
 The catalog file is ``$SSL_ZOO_CATALOG`` if set, else ``model_zoo/catalog.yaml`` of the
-repository. ``{base_url}`` in a URL is replaced by ``$SSL_ZOO_BASE_URL``.
+repository (installed: ``ssl_zoo/zoo_catalog/catalog.yaml``, see
+:mod:`ssl_zoo.utils.resources`). ``{base_url}`` in a URL is replaced by ``$SSL_ZOO_BASE_URL``.
 """
 from __future__ import annotations
 
@@ -19,11 +20,11 @@ import yaml
 from iopath.common.file_io import PathHandler
 
 from ssl_zoo.model_zoo.download import PathManager, download
+from ssl_zoo.utils.resources import catalog_file
 
 logger = logging.getLogger(__name__)
 
 CATALOG_ENV = "SSL_ZOO_CATALOG"
-_DEFAULT_CATALOG = os.path.join(os.path.dirname(__file__), "..", "..", "model_zoo", "catalog.yaml")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +49,9 @@ class CatalogEntry:
     license: Optional[str] = None
     convert: Dict[str, Any] = dataclasses.field(default_factory=dict)
     padding: str = "torch"  # "torch" (symmetric) or "tf_same" (TF / Haiku 'SAME')
+    input_size: int = 224  # side of the square input the checkpoint was trained / evaluated at
+    mean: List[float] = dataclasses.field(default_factory=lambda: [0.485, 0.456, 0.406])  # RGB normalisation
+    std: List[float] = dataclasses.field(default_factory=lambda: [0.229, 0.224, 0.225])
     metrics: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
     notes: str = ""
 
@@ -86,7 +90,7 @@ class CatalogEntry:
 
 
 def catalog_path() -> str:
-    return os.path.abspath(os.environ.get(CATALOG_ENV) or _DEFAULT_CATALOG)
+    return os.path.abspath(os.environ.get(CATALOG_ENV) or catalog_file())
 
 
 @functools.lru_cache(maxsize=4)
@@ -191,21 +195,29 @@ def render_markdown(entries: Optional[Dict[str, CatalogEntry]] = None) -> str:
         "",
         "Generated from `model_zoo/catalog.yaml` by `python tools/model_zoo.py list --markdown`; do not edit by hand.",
         "",
-        "Use: `ssl_zoo.model_zoo.get(name)` returns the backbone with weights loaded; "
-        "`python tools/model_zoo.py download|convert|export` on the command line.",
+        "Use: `ssl_zoo.model_zoo.get(name)` returns the backbone with weights loaded "
+        "(`torch.hub.load(<repo>, name, pretrained=True)` the same through `hubconf.py`); "
+        "`ssl-zoo-model-zoo download|convert|export` on the command line. Feed it images of the entry's "
+        "input size normalised with its mean / std (`ssl_zoo.model_zoo.get_entry(name).input_size`, `.mean`, `.std`).",
+        "",
+        "Licenses: ssl_zoo's code is Apache-2.0 (`LICENSE`). The weights are not: each checkpoint keeps the "
+        "license of its publisher, given in the license column (e.g. DeepMind's BYOL weights are CC-BY-NC-4.0, "
+        "non-commercial). Check it before you ship a model built on one.",
         "",
         "Checksum column: `sha256` = full published sha256; `sha256-prefix` = the 8-hex sha256 prefix in the "
         "file name (torchvision); `md5-prefix` = the md5 prefix published in the upstream README; "
         "`unverified` = no published checksum (the download logs the sha256 it computed).",
         "",
-        "| name | method | arch | epochs | metric | protocol / source | format | padding | size | checksum | license |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| name | method | arch | input | epochs | metric | protocol / source | format | padding | size | checksum "
+        "| license |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for e in entries.values():
         arch = f"{e.arch} {e.width}x" + (f" (base {e.base_width})" if e.base_width != 64 else "")
         m = e.metrics[0] if e.metrics else {}
         proto = f"{m.get('protocol', '')}; {m.get('source', '')}" if m else "-"
-        lines.append(f"| `{e.name}` | {e.method} | {arch} | {_fmt(e.epochs)} | {_fmt(m.get('value'))} "
+        stats = "ImageNet mean/std" if list(e.mean) == [0.485, 0.456, 0.406] else f"mean {e.mean}, std {e.std}"
+        lines.append(f"| `{e.name}` | {e.method} | {arch} | {e.input_size} px, {stats} | {_fmt(e.epochs)} | {_fmt(m.get('value'))} "
                      f"| {proto} | {e.format} | {e.padding} | {_fmt(e.size)} | {e.verification} | {_fmt(e.license)} |")
     lines += ["", "## Sources", ""]
     for e in entries.values():

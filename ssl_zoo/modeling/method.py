@@ -26,8 +26,9 @@ from torch import nn
 
 from ssl_zoo.utils.registry import Registry
 
-METHOD_REGISTRY = Registry("METHOD")
-METHOD_REGISTRY.__doc__ = "SSL methods: classes deriving from SSLMethod, registered by their class name."
+METHOD_REGISTRY = Registry("METHOD", entry_point_group="ssl_zoo.methods")
+METHOD_REGISTRY.__doc__ = ("SSL methods: classes deriving from SSLMethod, registered by their class name; the modules "
+                           "of the 'ssl_zoo.methods' entry-point group are imported on first lookup.")
 
 
 class SSLMethod(nn.Module):

@@ -8,7 +8,11 @@ closest, so a typo in a YAML file is a one-glance fix.
 from __future__ import annotations
 
 import difflib
+import importlib.metadata
+import logging
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+
+logger = logging.getLogger(__name__)
 
 
 class Registry:
@@ -19,11 +23,42 @@ class Registry:
         >>> @BACKBONE_REGISTRY.register()
         ... def resnet18(**kwargs): ...
         >>> BACKBONE_REGISTRY.get("resnet18")
+
+    Plugins: with ``entry_point_group``, the modules that packages declare in that
+    entry-point group (``importlib.metadata``) are imported the first time the registry is
+    read (``get``, ``in``, iteration, ``names``); importing them registers their objects.
+    That is how ``METHOD_REGISTRY`` finds the built-in methods (``ssl_zoo_methods``) and any
+    third-party package's methods without ``ssl_zoo`` importing them.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, entry_point_group: Optional[str] = None) -> None:
         self._name = name
         self._obj_map: Dict[str, Any] = {}
+        self._group = entry_point_group
+        self._plugins_loaded = entry_point_group is None
+
+    def load_plugins(self) -> None:
+        """Import every module of the entry-point group once (later calls do nothing).
+
+        Raises:
+            ImportError: naming the entry point and its package when a plugin fails to import.
+        """
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True  # first: a plugin that reads this registry must not recurse
+        seen = set()
+        for ep in importlib.metadata.entry_points(group=self._group):
+            if ep.name in seen:  # the same distribution reachable twice on sys.path (stacked venvs)
+                continue
+            seen.add(ep.name)
+            try:
+                ep.load()
+            except Exception as e:  # noqa: BLE001 - report which plugin broke, not a bare traceback
+                dist = getattr(ep, "dist", None)
+                raise ImportError(f"entry point '{ep.name} = {ep.value}' of group '{self._group}' "
+                                  f"(package {getattr(dist, 'name', '?')}) failed to import: "
+                                  f"{type(e).__name__}: {e}") from e
+            logger.debug(f"{self._name} registry: loaded plugin {ep.name} = {ep.value}")
 
     def _do_register(self, name: str, obj: Any) -> None:
         if name in self._obj_map:
@@ -44,6 +79,7 @@ class Registry:
 
     def get(self, name: str) -> Any:
         """Return the object registered as ``name``; an unknown name raises a KeyError listing the known ones."""
+        self.load_plugins()
         if name not in self._obj_map:
             close = difflib.get_close_matches(name, list(self._obj_map), n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
@@ -54,12 +90,15 @@ class Registry:
         return self._obj_map[name]
 
     def __contains__(self, name: str) -> bool:
+        self.load_plugins()
         return name in self._obj_map
 
     def __iter__(self) -> Iterator[Tuple[str, Any]]:
-        return iter(self._obj_map.items())
+        self.load_plugins()
+        return iter(list(self._obj_map.items()))
 
     def names(self) -> list:
+        self.load_plugins()
         return sorted(self._obj_map)
 
     def __repr__(self) -> str:

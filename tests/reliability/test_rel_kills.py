@@ -1,7 +1,7 @@
 """SIGKILL at random points (between steps, in the middle of a checkpoint write, of the
 ``last_checkpoint`` write, of the metrics rewrite on resume), and SIGTERM / SIGINT
 preemption: every interrupted-and-resumed run must end exactly like an uninterrupted one,
-with metrics.json whole at every moment (issue 13 items 1, 3 and "SIGTERM").
+with metrics.jsonl whole at every moment (issue 13 items 1, 3 and "SIGTERM").
 
 The runs are ``test_trainer.build_toy_trainer`` (the engine with every standard hook and a
 dropout model, so RNG restoration matters) in forked child processes, so that a kill costs

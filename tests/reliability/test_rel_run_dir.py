@@ -56,7 +56,7 @@ def test_resume_falls_back_to_newest_loadable_checkpoint_and_refuses_when_none(t
     rows = read_metrics(out)
     pointer = os.path.join(out, "last_checkpoint")
 
-    # 1. dangling pointer: before the fix this started from scratch and wiped metrics.json
+    # 1. dangling pointer: before the fix this started from scratch and wiped metrics.jsonl
     with open(pointer, "w") as f:
         f.write("model_0000099.pth")
     with _hook_log_records(logging.WARNING, "ssl_zoo.checkpoint") as records:
@@ -134,7 +134,7 @@ def test_run_dir_lock_refuses_live_holder_and_takes_over_from_dead_one(tmp_path)
 
 
 def test_two_concurrent_runs_into_one_output_dir(tiny_cfg, tmp_path):
-    """Before the fix both trained and tore metrics.json; now the second one is refused."""
+    """Before the fix both trained and tore metrics.jsonl; now the second one is refused."""
     cfg, config = _config(tiny_cfg, tmp_path, max_iter=200, period=10)  # stopped by SIGTERM long before
     # test_resume_e2e's wrapper: steps from the 6th on sleep 0.3 s, so the first run is still going
     first = subprocess.Popen(_cmd(config, cfg.OUTPUT_DIR, wrapper=True), env=_env(), stdout=subprocess.DEVNULL,
@@ -161,7 +161,7 @@ def test_two_concurrent_runs_into_one_output_dir(tiny_cfg, tmp_path):
 def test_orphan_temp_files_of_killed_writes_are_removed_on_next_start(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
-    orphans = [out / ".model_0000100.pth.k2j4_x1.tmp", out / ".metrics.json.abc123.tmp"]
+    orphans = [out / ".model_0000100.pth.k2j4_x1.tmp", out / ".metrics.jsonl.abc123.tmp"]
     for p in orphans:
         p.write_bytes(b"half")
     (out / "notes.tmp").write_text("not ours")  # only atomic_write's names are removed
@@ -174,7 +174,7 @@ def test_orphan_temp_files_of_killed_writes_are_removed_on_next_start(tmp_path):
 
 def test_metrics_are_written_before_the_checkpoint_of_the_same_step(tiny_cfg, tmp_path):
     """build_hooks' order, and a checkpoint-step write even when LOG.PERIOD does not fall on it:
-    when model_0000003.pth is saved, metrics.json already holds step 3 (a kill right after the
+    when model_0000003.pth is saved, metrics.jsonl already holds step 3 (a kill right after the
     checkpoint loses no line)."""
     from ssl_zoo.engine import hooks as H
 
