@@ -24,7 +24,6 @@ import pytest
 import torch
 
 from ssl_zoo.engine.defaults import build_trainer
-from ssl_zoo.engine.hook_base import HookBase
 from ssl_zoo.engine.hooks import LRScheduler
 from ssl_zoo.modeling.method import METHOD_REGISTRY
 from ssl_zoo.solver.build import build_optimizer
@@ -32,17 +31,19 @@ from ssl_zoo.solver.build import build_optimizer
 torch.set_num_threads(1)
 
 
-class _AfterOptimizerProbe(HookBase):
-    """Inserted right after LRScheduler: sees the parameters after ``optimizer.step()`` and
-    before the method's own hooks (e.g. the EMA update)."""
+class _AfterOptimizerProbe:
+    """Wraps the method's ``after_step`` (which the trainer calls right after ``optimizer.step()``):
+    sees the parameters after the optimizer and before the method's own update (e.g. the EMA)."""
 
-    def __init__(self):
+    def __init__(self, model):
         self.frozen_after_optimizer = None
+        self.model, self.wrapped = model, model.after_step
+        model.after_step = self
 
-    def after_step(self):
-        model = self.trainer.unwrapped_model
-        self.frozen_after_optimizer = {n: p.detach().clone() for n, p in model.named_parameters()
+    def __call__(self, step, max_steps):
+        self.frozen_after_optimizer = {n: p.detach().clone() for n, p in self.model.named_parameters()
                                        if not p.requires_grad}
+        return self.wrapped(step, max_steps)
 
 
 def _state(model):
@@ -75,9 +76,7 @@ def test_one_training_step_matches_reference(method, tiny_cfg, tmp_path):
     assert trainer.max_iter == 1
 
     lr_hook = next(h for h in trainer.hooks if isinstance(h, LRScheduler))
-    probe = _AfterOptimizerProbe()
-    probe.trainer = lr_hook.trainer
-    trainer.hooks.insert(trainer.hooks.index(lr_hook) + 1, probe)
+    probe = _AfterOptimizerProbe(model)
 
     # Record the exact views the trainer feeds and the RNG state right before the forward.
     seen = {}
@@ -92,14 +91,16 @@ def test_one_training_step_matches_reference(method, tiny_cfg, tmp_path):
 
     trainer.data.batch_transform = recording_transform
 
+    model.after_step, saved = probe.wrapped, model.after_step  # a deepcopy must not copy the probe
     initial = copy.deepcopy(model)
+    model.after_step = saved
     before = _state(model)
     trainer.train()
     after = _state(model)
 
     # ---- reference step on the initial model
     ref = initial.train()
-    opt = build_optimizer(cfg, ref)
+    opt = build_optimizer(cfg, ref, lr_rules=type(ref).lr_rules(cfg))
     lr = lr_hook.schedule(0)
     for g in opt.param_groups:
         g["lr"] = lr * g.get("lr_mult", 1.0)
