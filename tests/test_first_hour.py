@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from test_model_zoo_helpers import LocalServer
+from model_zoo_fixtures import LocalServer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCES = ("setup.py", "ssl_zoo", "methods", "configs", "model_zoo", "hubconf.py", "LICENSE", "README.md")
