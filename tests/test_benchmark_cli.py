@@ -118,7 +118,7 @@ def test_knn_table_and_results(env):
     assert any(line.startswith("| knn") and "k=200" in line for line in out.splitlines())
     res = _results(env.out / "knn" / "results.json")
     assert res["meta"]["weights"] == env.ckpt and res["meta"]["backbone"] == "resnet10 w1 bw4"
-    assert res["meta"]["train"].endswith(os.path.join("data", "train"))
+    assert all(r["train"].endswith(os.path.join("data", "train")) for r in res["results"])  # what was evaluated, per row
     assert [r["mode"] for r in res["results"]] == ["k=200", "k=20"]
     for r in res["results"]:
         assert r["task"] == "knn" and 50 < r["top1"] <= 100 and r["top5"] == 100.0  # 3 colour classes

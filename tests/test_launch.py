@@ -49,6 +49,7 @@ def _worker(out_dir):
     dist.all_reduce(t)
     result = {"rank": rank, "world": world, "local_rank": comm.get_local_rank(), "all_reduce": t.item(),
               "all_gather": comm.all_gather(rank * 10),
+              "reduce_dict": comm.reduce_dict({"x": torch.tensor(float(rank))})["x"].item(),
               "backend": dist.get_backend()}
 
     # DDP + accumulation of 2 micro-batches == one process on the union of all micro-batches
@@ -83,7 +84,7 @@ def test_launch_two_cpu_processes(tmp_path):
     results = [json.load(open(tmp_path / f"rank{r}.json")) for r in range(2)]
     for r, res in enumerate(results):
         assert res["rank"] == r and res["world"] == 2 and res["local_rank"] == r and res["backend"] == "gloo"
-        assert res["all_reduce"] == 3.0 and res["all_gather"] == [0, 10]
+        assert res["all_reduce"] == 3.0 and res["all_gather"] == [0, 10] and res["reduce_dict"] == 0.5
         assert res["ddp_matches_big_batch"] and res["allreduce_calls"] == 3
 
 

@@ -326,8 +326,6 @@ class _RegisteredToy(ToyMethod):
 def test_build_trainer_end_to_end_with_stub_parts(tmp_path, monkeypatch):
     """``default_setup`` + ``build_trainer`` (+ resume) with the other engineers' modules
     replaced by stubs, so only the engine's wiring is tested here."""
-    import types
-
     from ssl_zoo.config import get_cfg
     from ssl_zoo.engine.defaults import build_trainer, default_argument_parser, default_setup
     from ssl_zoo.modeling.method import METHOD_REGISTRY
@@ -342,14 +340,14 @@ def test_build_trainer_end_to_end_with_stub_parts(tmp_path, monkeypatch):
         data.iters_per_epoch, data.num_images = 4, 4 * 16
         return data
 
-    stubs = {
-        "ssl_zoo.data.build": dict(build_train_loader=build_train_loader,
-                                   build_eval_loader=lambda cfg, name: _labelled(24, len(name))),
-        "ssl_zoo.solver.build": dict(build_optimizer=lambda cfg, m: torch.optim.SGD(m.parameters(), lr=0.0, momentum=0.9),
-                                     build_lr_schedule=lambda cfg, ipe, max_iter: (lambda s: 0.01 * (1 - s / max_iter))),
-    }
-    for name, attrs in stubs.items():
-        monkeypatch.setitem(sys.modules, name, types.SimpleNamespace(**attrs))
+    import ssl_zoo.engine.defaults as defaults_module
+
+    stubs = dict(build_train_loader=build_train_loader,
+                 build_eval_loader=lambda cfg, name: _labelled(24, len(name)),
+                 build_optimizer=lambda cfg, m, lr_rules=(): torch.optim.SGD(m.parameters(), lr=0.0, momentum=0.9),
+                 build_lr_schedule=lambda cfg, ipe, max_iter: (lambda s: 0.01 * (1 - s / max_iter)))
+    for name, fn in stubs.items():  # where build_trainer / build_hooks look them up
+        monkeypatch.setattr(defaults_module, name, fn)
 
     out = str(tmp_path / "out")
     args = default_argument_parser().parse_args(["--num-gpus", "1", "SOLVER.EPOCHS", "3", "SOLVER.IMS_PER_BATCH", "16",

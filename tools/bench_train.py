@@ -202,8 +202,7 @@ def run_ours(args, data_root: str, precision: Optional[str]) -> Dict:
         cfg = ours_cfg(args, data_root, precision, out_dir)
         trainer = build_trainer(cfg)
         model = trainer.unwrapped_model
-        method_hooks = tuple(type(h) for h in model.hooks())
-        trainer.hooks = [h for h in trainer.hooks if isinstance(h, (LRScheduler,) + method_hooks)]
+        trainer.hooks = [h for h in trainer.hooks if isinstance(h, LRScheduler)]  # the EMA runs inside the step
         timed = _Timed(trainer.data)
         trainer.data.iterator = iter(timed.next, None)
         trainer.data.batch_transform = timed.batch_transform

@@ -23,7 +23,7 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from ssl_zoo.checkpoint.checkpointer import Checkpointer
-from ssl_zoo.checkpoint.files import remove_orphan_tmp
+from ssl_zoo.checkpoint.files import CheckpointError, remove_orphan_tmp
 from ssl_zoo.checkpoint.run_dir import RunDirLock, RunDirLockedError, check_fresh_start
 from ssl_zoo.config import ConfigError
 from ssl_zoo.data.build import build_eval_loader, build_train_loader
@@ -324,7 +324,12 @@ def build_trainer(cfg, resume: bool = False) -> SSLTrainer:
         if resume:
             logger.info(f"--resume: no checkpoint in {cfg.OUTPUT_DIR}, starting from scratch.")
         if cfg.MODEL.WEIGHTS:
-            load_backbone_weights(model.backbone, cfg.MODEL.WEIGHTS)  # any --weights spec, all tensors or an error
+            try:  # any --weights spec; every backbone tensor covered, or an error (never a silent random init)
+                load_backbone_weights(model.backbone, cfg.MODEL.WEIGHTS)
+            except CheckpointError:
+                raise  # names the file and what is wrong with it
+            except ValueError as e:
+                raise ValueError(f"MODEL.WEIGHTS '{cfg.MODEL.WEIGHTS}': {e}") from None
     if resume:  # only now: a failed resume must leave the run's config.yaml as it was
         save_config(cfg)
     start_iter = int(state.get("iteration", 0))

@@ -7,7 +7,7 @@ reads ``LOCAL_RANK``, which both ``ssl_zoo.engine.launch`` and ``torchrun`` set.
 from __future__ import annotations
 
 import os
-from typing import Any, List
+from typing import Any, Dict, List
 
 import torch
 import torch.distributed as dist
@@ -67,3 +67,22 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     box = [obj]
     dist.broadcast_object_list(box, src=src)
     return box[0]
+
+
+@torch.no_grad()
+def reduce_dict(input_dict: Dict[str, torch.Tensor], average: bool = True) -> Dict[str, torch.Tensor]:
+    """All-reduce a dict of 0-dim tensors (same keys on every rank); every rank gets the result.
+
+    Args:
+        input_dict: name -> scalar tensor.
+        average: divide the sum by the world size.
+    """
+    world = get_world_size()
+    if world == 1 or not input_dict:
+        return input_dict
+    names = sorted(input_dict)
+    values = torch.stack([input_dict[k].detach().float().reshape(()) for k in names])
+    dist.all_reduce(values)
+    if average:
+        values /= world
+    return dict(zip(names, values))

@@ -1,5 +1,6 @@
 """End to end: make_pasted_voc -> tools/benchmark.py --task detection (train, precise BN, test,
 results), --resume, and tools/model_zoo.py export --format detectron2."""
+import csv
 import json
 import os
 import pickle
@@ -47,7 +48,8 @@ def test_detection_cli_end_to_end_and_resume(voc, tmp_path, capsys):
     assert rows[0]["precise_bn_iters"] == 1 and 0.0 <= rows[0]["AP50"] <= 100.0
     saved = json.loads((out / "results.json").read_text())
     assert saved["results"][0]["AP50"] == pytest.approx(rows[0]["AP50"])
-    assert "AP50" in (out / "r.csv").read_text().splitlines()[0]
+    header, row = next(csv.reader([(out / "r.csv").read_text().splitlines()[0]])), next(csv.DictReader(open(out / "r.csv")))
+    assert "metrics" in header and {"AP50", "AP", "AP75"} <= set(json.loads(row["metrics"]))  # every task's numbers, one column
     assert "budget: 4 of 24000" in capsys.readouterr().out
     final = torch.load(out / "model_final.pth", weights_only=False)["model"]
     # interrupted after iteration 2: resuming from model_0000002 reproduces the uninterrupted weights
