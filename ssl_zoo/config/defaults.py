@@ -70,6 +70,10 @@ _C.INPUT.AUG.GRAYSCALE_PROB = None  # (p1, p2)
 _C.INPUT.AUG.BLUR_PROB = None  # (p1, p2)
 _C.INPUT.AUG.BLUR_SIGMA = None  # (min, max)
 _C.INPUT.AUG.SOLARIZE_PROB = None  # (p1, p2)
+# Colour-jitter semantics: "tf" (official BYOL / SimCLR v1 code: additive brightness, per-channel
+# contrast, HSV saturation; the byol* and simclr presets) or "torchvision" (ColorJitter; MoCo,
+# SimSiam, Barlow Twins). None keeps the preset's (PROTOCOLS.md s.1, s.8).
+_C.INPUT.AUG.JITTER_IMPL = None
 # Normalisation after augmentation (ImageNet statistics, BYOL App. B).
 _C.INPUT.MEAN = (0.485, 0.456, 0.406)
 _C.INPUT.STD = (0.229, 0.224, 0.225)

@@ -198,7 +198,9 @@ def apply_overrides(specs: Sequence[ViewSpec], overrides: Optional[Mapping[str, 
         key = raw_key.upper()
         if value is None:
             continue
-        if key in _PER_VIEW_KEYS:
+        if key == "JITTER_IMPL":
+            specs = [dataclasses.replace(s, jitter_impl=str(value)) for s in specs]
+        elif key in _PER_VIEW_KEYS:
             attr = _PER_VIEW_KEYS[key]
             values = _per_view_values(key, value, len(specs))
             specs = [dataclasses.replace(s, **{attr: v}) for s, v in zip(specs, values)]
@@ -213,7 +215,7 @@ def apply_overrides(specs: Sequence[ViewSpec], overrides: Optional[Mapping[str, 
                 update = dict(zip(fields, values))
             specs = [dataclasses.replace(s, **update) for s in specs]
         else:
-            known = sorted(_PER_VIEW_KEYS) + sorted(_SHARED_KEYS)
+            known = sorted(_PER_VIEW_KEYS) + sorted(_SHARED_KEYS) + ["JITTER_IMPL"]
             raise KeyError(f"Unknown augmentation override '{raw_key}'. Known: {', '.join(known)}")
     return specs
 
