@@ -126,6 +126,9 @@ _C.SOLVER.MOMENTUM = 0.9
 _C.SOLVER.NESTEROV = False
 # LARS trust coefficient (eta).
 _C.SOLVER.LARS_ETA = 1e-3
+# LARS: False = lr outside the momentum trace (BYOL's code, PROTOCOLS.md s.2); True = lr inside it
+# (SimCLR's LARSOptimizer(classic_momentum=True), optax.lars). They differ only while the lr changes.
+_C.SOLVER.LARS_LR_IN_MOMENTUM = False
 # Exclude biases and normalisation parameters from weight decay (and LARS adaptation).
 _C.SOLVER.EXCLUDE_BIAS_AND_NORM = True
 # AdamW betas.

@@ -1,0 +1,92 @@
+"""SimCLR's official loss scale and LARS momentum convention (issue #12 item 2).
+
+References transcribed from google-research/simclr ``tf2/objective.py::add_contrastive_loss``
+(``logits_aa/ab/ba/bb``, self-similarities masked with ``LARGE_NUM``, ``loss = mean(loss_a +
+loss_b)``) and ``tf2/lars_optimizer.py`` with ``classic_momentum=True``
+(``next_v = m v + lr * trust_ratio * (g + wd w)``; ``w -= next_v``).
+"""
+import os
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from ssl_zoo.config import get_cfg
+from ssl_zoo.modeling.losses.ntxent import NTXentLoss
+from ssl_zoo.modeling.method import build_method
+from ssl_zoo.solver import build_optimizer
+
+torch.set_num_threads(1)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LARGE_NUM = 1e9
+
+
+def _log_softmax(x):
+    x = x - x.max(axis=1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=1, keepdims=True))
+
+
+def official_simclr_loss(h1, h2, t):
+    """numpy transcription of ``add_contrastive_loss`` (single replica, hidden_norm=True)."""
+    a = h1 / np.linalg.norm(h1, axis=1, keepdims=True)
+    b = h2 / np.linalg.norm(h2, axis=1, keepdims=True)
+    n = a.shape[0]
+    labels = np.concatenate([np.eye(n), np.zeros((n, n))], axis=1)  # one-hot on logits_ab's diagonal
+    masks = np.eye(n)
+    logits_aa = a @ a.T / t - masks * LARGE_NUM
+    logits_bb = b @ b.T / t - masks * LARGE_NUM
+    logits_ab = a @ b.T / t
+    logits_ba = b @ a.T / t
+    loss_a = -(labels * _log_softmax(np.concatenate([logits_ab, logits_aa], 1))).sum(1)
+    loss_b = -(labels * _log_softmax(np.concatenate([logits_ba, logits_bb], 1))).sum(1)
+    return float(np.mean(loss_a + loss_b))
+
+
+def test_ntxent_official_scale():
+    g = torch.Generator().manual_seed(0)
+    z1, z2 = torch.randn(6, 5, generator=g, dtype=torch.float64), torch.randn(6, 5, generator=g, dtype=torch.float64)
+    want = official_simclr_loss(z1.numpy(), z2.numpy(), 0.2)
+    assert float(NTXentLoss(0.2, sum_directions=True)(z1, z2)) == pytest.approx(want, rel=1e-9)
+    assert float(NTXentLoss(0.2)(z1, z2)) == pytest.approx(want / 2, rel=1e-9)  # the paper's Eq. 1 mean
+
+
+def _cfg(path):
+    cfg = get_cfg()
+    cfg.merge_from_file(os.path.join(ROOT, path))
+    return cfg
+
+
+@pytest.mark.parametrize("path", ["configs/simclr/r50_1000ep.yaml", "configs/simclr/quickstart.yaml"])
+def test_simclr_method_uses_official_scale(path):
+    cfg = _cfg(path)
+    cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.BASE_WIDTH = "resnet18", 8
+    assert cfg.SIMCLR.SUM_DIRECTIONS
+    assert build_method(cfg).loss_fn.sum_directions
+
+
+def test_simclr_config_lars_lr_in_momentum_matches_classic_momentum():
+    cfg = _cfg("configs/simclr/r50_1000ep.yaml")
+    assert cfg.SOLVER.LARS_LR_IN_MOMENTUM
+    byol = _cfg("configs/byol/r50_1000ep.yaml")
+    assert not byol.SOLVER.LARS_LR_IN_MOMENTUM
+    model = nn.Sequential(nn.Linear(3, 2, bias=False))
+    cfg.SOLVER.WEIGHT_DECAY = 0.0
+    opt = build_optimizer(cfg, model)
+    assert all(g["lr_in_momentum"] for g in opt.param_groups)
+    # Two steps with different lrs against the official classic_momentum update.
+    w = model[0].weight
+    w0 = w.detach().clone().double()
+    grads = [torch.randn_like(w0), torch.randn_like(w0)]
+    lrs = [0.5, 2.0]
+    v = torch.zeros_like(w0)
+    want = w0.clone()
+    for g, lr in zip(grads, lrs):
+        trust = 1e-3 * want.norm() / g.norm()
+        v = 0.9 * v + lr * trust * g
+        want = want - v
+        for group in opt.param_groups:
+            group["lr"] = lr
+        w.grad = g.float()
+        opt.step()
+    torch.testing.assert_close(w.detach().double(), want, rtol=1e-5, atol=1e-6)
