@@ -41,7 +41,9 @@ _C.MODEL.BACKBONE.WIDTH = 1
 _C.MODEL.BACKBONE.BASE_WIDTH = 64
 # Replace the 7x7/2 stem + max-pool by a 3x3/1 stem (for 32 px CIFAR images).
 _C.MODEL.BACKBONE.CIFAR_STEM = False
-# Zero-init the last BN gamma of each residual block (off in BYOL's code).
+# Zero-init the last BN gamma of each residual block. BYOL: [P] off (gamma = 1, byol/README.md
+# "Note on batch normalization"); [C] on (Haiku BlockV1 bn_2 scale_init=zeros). SimCLR (tf2 resnet
+# init_zero), SimSiam and Barlow Twins (zero_init_residual=True): on in their code and configs.
 _C.MODEL.BACKBONE.ZERO_INIT_RESIDUAL = False
 
 _C.MODEL.BN = _FvCfgNode()

@@ -90,3 +90,31 @@ def test_simclr_config_lars_lr_in_momentum_matches_classic_momentum():
         w.grad = g.float()
         opt.step()
     torch.testing.assert_close(w.detach().double(), want, rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------------------------- zero-init of the last BN gamma (item 3)
+def _last_bn_gammas(backbone):
+    """The gamma of the last BN of each residual block (torchvision: bn3 in Bottleneck, bn2 in BasicBlock)."""
+    out = []
+    for name, m in backbone.named_modules():
+        if hasattr(m, "conv1") and hasattr(m, "bn2") and name:
+            out.append((getattr(m, "bn3", None) or m.bn2).weight.detach())
+    assert out
+    return out
+
+
+@pytest.mark.parametrize("path,zero", [
+    ("configs/simclr/r50_1000ep.yaml", True),      # tf2/resnet.py BatchNormRelu(init_zero=True)
+    ("configs/simsiam/r50_100ep.yaml", True),      # builder.py zero_init_residual=True
+    ("configs/barlow_twins/r50_1000ep.yaml", True),  # main.py resnet50(zero_init_residual=True)
+    ("configs/simclr/quickstart.yaml", True),
+    ("configs/simsiam/quickstart.yaml", True),
+    ("configs/barlow_twins/quickstart.yaml", True),
+    ("configs/byol/r50_1000ep.yaml", False),       # BYOL paper: gamma = 1
+    ("configs/mocov2/r50_200ep.yaml", False),      # torchvision default
+])
+def test_zero_init_residual_follows_official_code(path, zero):
+    cfg = _cfg(path)
+    cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.BASE_WIDTH = "resnet18", 8
+    gammas = _last_bn_gammas(build_method(cfg).backbone)
+    assert all(bool((g == 0).all()) == zero for g in gammas)
