@@ -92,6 +92,8 @@ class BYOL(SSLMethod):
         cfg.BYOL.TAU_BASE = 0.996  # PROTOCOLS s.2
         cfg.BYOL.TAU_SCHEDULE = "cosine"  # tau = 1 - (1 - tau_base)(cos(pi k/K) + 1)/2
         cfg.BYOL.CONCAT_VIEWS = False  # official code: separate forward per view
+        # [C] byol/utils/networks.py MLP: hk.Linear(output_size, with_bias=False) (projector and predictor).
+        cfg.BYOL.HEAD_OUTPUT_BIAS = False
         cfg.BYOL.TARGET_INIT = "copy"  # "independent" = official code's separate init
         cfg.BYOL.ONLINE_CLASSIFIER_CLASSES = 0  # 1000 for ImageNet monitoring (official code)
 
@@ -100,7 +102,7 @@ class BYOL(SSLMethod):
         c, bn = cfg.BYOL, cfg.MODEL.BN
         if c.TARGET_INIT not in ("copy", "independent"):
             raise ValueError(f"BYOL.TARGET_INIT must be 'copy' or 'independent', got '{c.TARGET_INIT}'")
-        mlp = dict(bn_momentum=bn.MOMENTUM, bn_eps=bn.EPS)
+        mlp = dict(bn_momentum=bn.MOMENTUM, bn_eps=bn.EPS, out_bias=c.HEAD_OUTPUT_BIAS)
 
         def encoder():
             backbone = build_backbone_from_cfg(cfg)

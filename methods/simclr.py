@@ -67,6 +67,7 @@ class SimCLR(SSLMethod):
         cfg.SIMCLR.PROJECTOR_OUT_DIM = 128
         cfg.SIMCLR.PROJECTOR_NUM_LAYERS = 2  # v1: 2 Linear layers; v2: 3
         cfg.SIMCLR.PROJECTOR_LAST_BN = True  # official code: BN (no bias) on the output too
+        cfg.SIMCLR.PROJECTOR_LAST_BN_CENTER = False  # [C] tf2/model.py: output BatchNorm(center=False): no beta
         cfg.SIMCLR.TEMPERATURE = 0.1  # 0.1 at batch 4096, 0.5 at small batch (s.8)
         cfg.SIMCLR.CONCAT_VIEWS = True  # official code: both views in one batch
         cfg.SIMCLR.GATHER_DISTRIBUTED = True  # negatives from all processes
@@ -80,7 +81,8 @@ class SimCLR(SSLMethod):
         c, bn = cfg.SIMCLR, cfg.MODEL.BN
         backbone = build_backbone_from_cfg(cfg)
         projector = MLP(backbone.out_dim, c.PROJECTOR_HIDDEN_DIM, c.PROJECTOR_OUT_DIM, num_layers=c.PROJECTOR_NUM_LAYERS,
-                        last_bn=c.PROJECTOR_LAST_BN, bn_momentum=bn.MOMENTUM, bn_eps=bn.EPS)
+                        last_bn=c.PROJECTOR_LAST_BN, last_bn_center=c.PROJECTOR_LAST_BN_CENTER,
+                        bn_momentum=bn.MOMENTUM, bn_eps=bn.EPS)
         if not 0 <= c.FINETUNE_FROM_LAYER < c.PROJECTOR_NUM_LAYERS:
             raise ValueError(f"SIMCLR.FINETUNE_FROM_LAYER must be in [0, {c.PROJECTOR_NUM_LAYERS - 1}], "
                              f"got {c.FINETUNE_FROM_LAYER}")

@@ -118,3 +118,38 @@ def test_zero_init_residual_follows_official_code(path, zero):
     cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.BASE_WIDTH = "resnet18", 8
     gammas = _last_bn_gammas(build_method(cfg).backbone)
     assert all(bool((g == 0).all()) == zero for g in gammas)
+
+
+# ----------------------------------------------------------------- head output layers (item 4)
+def test_byol_heads_output_linear_has_no_bias():
+    """byol/utils/networks.py MLP: Linear(hidden) -> BN -> ReLU -> Linear(out, with_bias=False)."""
+    cfg = _cfg("configs/byol/quickstart.yaml")
+    model = build_method(cfg)
+    for head in (model.projector, model.predictor):
+        kinds = [type(m).__name__ for m in head]
+        assert kinds == ["Linear", "BatchNorm1d", "ReLU", "Linear"]
+        assert head[0].bias is not None and head[-1].bias is None
+    # The target starts as a copy of the online projector: no output bias either.
+    assert model.target_projector[-1].bias is None
+    cfg.BYOL.HEAD_OUTPUT_BIAS = True
+    assert build_method(cfg).projector[-1].bias is not None
+
+
+def test_simclr_output_bn_has_no_centre():
+    """tf2 SimCLR: the projection head's last BatchNorm(center=False): gamma learnt, beta = 0."""
+    cfg = _cfg("configs/simclr/quickstart.yaml")
+    cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.BASE_WIDTH = "resnet18", 8
+    cfg.SOLVER.OPTIMIZER = "LARS"
+    model = build_method(cfg)
+    bn = model.projector[-1]
+    assert isinstance(bn, nn.BatchNorm1d) and model.projector[-2].bias is None
+    assert bn.weight.requires_grad and not bn.bias.requires_grad and bool((bn.bias == 0).all())
+    opt = build_optimizer(cfg, model)
+    in_opt = {id(p) for g in opt.param_groups for p in g["params"]}
+    assert id(bn.bias) not in in_opt and id(bn.weight) in in_opt
+    # Forward/backward: the output equals BN without shift, x_hat * gamma.
+    x = torch.randn(8, model.backbone.out_dim)
+    out = model.projector(x)
+    pre = nn.Sequential(*list(model.projector)[:-1])(x)
+    want = (pre - pre.mean(0)) / torch.sqrt(pre.var(0, unbiased=False) + bn.eps) * bn.weight
+    torch.testing.assert_close(out, want, rtol=1e-4, atol=1e-5)
