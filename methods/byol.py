@@ -134,6 +134,14 @@ class BYOL(SSLMethod):
         return list(self.target_backbone.parameters()) + list(self.target_projector.parameters())
 
     @torch.no_grad()
+    def on_backbone_loaded(self) -> None:
+        """Warm start: the target backbone starts from the loaded online weights (parameters and
+        BN statistics), as a target built by copying would; the heads are not loaded and keep
+        their initialisation."""
+        if self.use_target:
+            self.target_backbone.load_state_dict(self.backbone.state_dict())
+
+    @torch.no_grad()
     def after_step(self, step: int, max_steps: int) -> Dict[str, float]:
         """xi <- tau xi + (1 - tau) theta after every optimizer step (Sec. 3.1); buffers untouched."""
         if not self.use_target:

@@ -149,6 +149,12 @@ class MoCo(SSLMethod):
         return {"loss": loss, "infonce_loss": loss.detach(), "embedding": q1.detach()}
 
     @torch.no_grad()
+    def on_backbone_loaded(self) -> None:
+        """Warm start: the key encoder's backbone starts from the loaded query weights (the
+        official code copies query -> key at construction; here the load comes after it)."""
+        self.target_backbone.load_state_dict(self.backbone.state_dict())
+
+    @torch.no_grad()
     def after_step(self, step: int, max_steps: int) -> Dict[str, float]:
         """theta_k <- m theta_k + (1 - m) theta_q after every optimizer step (Eq. 2); buffers untouched."""
         tau = float(self.momentum_schedule(step, max_steps))

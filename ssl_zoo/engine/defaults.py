@@ -280,6 +280,7 @@ def build_trainer(cfg, resume: bool = False) -> SSLTrainer:
             logger.info(f"--resume: no checkpoint in {cfg.OUTPUT_DIR}, starting from scratch.")
         if cfg.MODEL.WEIGHTS:
             load_backbone_weights(model.backbone, cfg.MODEL.WEIGHTS)  # any --weights spec, all tensors or an error
+            model.on_backbone_loaded()  # BYOL's target / MoCo's key encoder start from the loaded weights too
     if resume:  # only now: a failed resume must leave the run's config.yaml as it was
         save_config(cfg)
     start_iter = int(state.get("iteration", 0))
