@@ -34,7 +34,20 @@ from ssl_zoo.utils.file_io import cache_dir, file_digest
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EvalSetup", "build_eval_setup", "eval_dataset_names", "encode", "extract", "feature_dim"]
+__all__ = ["EvalSetup", "build_eval_setup", "eval_dataset_names", "encode", "extract", "feature_dim",
+           "IMAGENET_VAL_SIZE", "val_holdout_size"]
+
+# BYOL / SimCLR: hyper-parameters chosen on 10,009 ImageNet train images (PROTOCOLS.md s.3).
+IMAGENET_VAL_SIZE = 10009
+
+
+def val_holdout_size(train_name: str, val_size: int) -> int:
+    """``BENCHMARK.VAL_SIZE`` resolved: -1 = 10,009 for ImageNet train sets, else 0 (= VAL_FRACTION)."""
+    if val_size < -1:
+        raise ValueError(f"BENCHMARK.VAL_SIZE must be -1 (auto), 0 (use VAL_FRACTION) or > 0, got {val_size}")
+    if val_size == -1:
+        return IMAGENET_VAL_SIZE if train_name.startswith("imagenet") else 0
+    return int(val_size)
 
 
 @dataclass
@@ -159,7 +172,8 @@ def build_eval_setup(cfg, weights: str, dataset: str = "") -> EvalSetup:
         return LabelledSplit(ds, **common)
 
     train, test = split(train_name), split(test_name)
-    rest, val = holdout_split(train.targets, fraction=b.VAL_FRACTION, size=b.VAL_SIZE, seed=b.VAL_SEED)
+    rest, val = holdout_split(train.targets, fraction=b.VAL_FRACTION, size=val_holdout_size(train_name, b.VAL_SIZE),
+                              seed=b.VAL_SEED)
     logger.info(f"Evaluation data: train '{train_name}' ({len(train)} images: {len(rest)} + {len(val)} held out for "
                 f"validation), test '{test_name}' ({len(test)} images), {train.num_classes} classes")
     setup = EvalSetup(backbone=backbone, train=train, test=test, rest_idx=rest, val_idx=val, device=device,

@@ -197,10 +197,11 @@ _C.BENCHMARK = _FvCfgNode()
 _C.BENCHMARK.TRAIN = ""
 _C.BENCHMARK.TEST = ""
 # Validation split held out from BENCHMARK.TRAIN for choosing hyper-parameters (never the test
-# set): VAL_SIZE images drawn with VAL_SEED if > 0 (ImageNet: 10,009, PROTOCOLS.md s.3), else a
-# class-balanced VAL_FRACTION of every class.
+# set): VAL_SIZE images drawn with VAL_SEED if > 0, else a class-balanced VAL_FRACTION of every
+# class. VAL_SIZE -1 (default) = 10,009 for ImageNet (imagenet_* train sets, [P] PROTOCOLS.md s.3;
+# [C] uses the first 10,000 of TFDS train, an order an ImageFolder copy does not have), else 0.
 _C.BENCHMARK.VAL_FRACTION = 0.1
-_C.BENCHMARK.VAL_SIZE = 0
+_C.BENCHMARK.VAL_SIZE = -1
 _C.BENCHMARK.VAL_SEED = 0
 # Evaluation images: resize the shorter side to IMAGE_SIZE / CROP_FRACTION, centre-crop
 # IMAGE_SIZE (256 -> 224 at ImageNet scale, 37 -> 32 for CIFAR).
