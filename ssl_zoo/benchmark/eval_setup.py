@@ -165,6 +165,7 @@ def build_eval_setup(cfg, weights: str, dataset: str = "") -> EvalSetup:
     b = cfg.BENCHMARK
     rank, world = comm.get_rank(), comm.get_world_size()
     common = dict(image_size=cfg.INPUT.IMAGE_SIZE, mean=cfg.INPUT.MEAN, std=cfg.INPUT.STD, crop_fraction=b.CROP_FRACTION,
+                  resize=cfg.INPUT.EVAL_RESIZE,
                   device=device, num_workers=cfg.DATALOADER.NUM_WORKERS, seed=b.SEED, rank=rank, world_size=world)
 
     def split(name: str) -> LabelledSplit:

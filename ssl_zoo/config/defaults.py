@@ -79,9 +79,10 @@ _C.INPUT.AUG.JITTER_IMPL = None
 # Normalisation after augmentation (ImageNet statistics, BYOL App. B).
 _C.INPUT.MEAN = (0.485, 0.456, 0.406)
 _C.INPUT.STD = (0.229, 0.224, 0.225)
-# Evaluation transform: resize shorter side to EVAL_RESIZE then centre-crop IMAGE_SIZE
-# (256 -> 224 at ImageNet scale; PROTOCOLS.md s.1). 0 = no resize (small images).
-_C.INPUT.EVAL_RESIZE = 256
+# Evaluation transform of the kNN monitor and of tools/benchmark.py (one geometry): resize the
+# shorter side to EVAL_RESIZE, centre-crop IMAGE_SIZE (PROTOCOLS.md s.1 / s.3). 0 (default) =
+# IMAGE_SIZE / BENCHMARK.CROP_FRACTION: 256 -> 224 at ImageNet scale, 37 -> 32 for CIFAR.
+_C.INPUT.EVAL_RESIZE = 0
 
 # ---------------------------------------------------------------------------- DATASETS
 _C.DATASETS = _FvCfgNode()
