@@ -153,3 +153,13 @@ def test_simclr_output_bn_has_no_centre():
     pre = nn.Sequential(*list(model.projector)[:-1])(x)
     want = (pre - pre.mean(0)) / torch.sqrt(pre.var(0, unbiased=False) + bn.eps) * bn.weight
     torch.testing.assert_close(out, want, rtol=1e-4, atol=1e-5)
+
+
+# ----------------------------------------------------------------- config values that cite the official code (item 9)
+def test_cited_config_values():
+    byol = _cfg("configs/byol/r50_1000ep.yaml")
+    assert byol.SEED == 0  # deepmind-research byol/configs/byol.py: random_seed=0
+    bt = _cfg("configs/barlow_twins/r50_1000ep.yaml")
+    assert bt.SOLVER.WEIGHT_DECAY == pytest.approx(1.5e-6)  # the paper; official main.py: 1e-6 (option)
+    text = open(os.path.join(ROOT, "configs/barlow_twins/Base-BarlowTwins-ImageNet.yaml")).read()
+    assert "1e-6" in text and "1/W" in text
