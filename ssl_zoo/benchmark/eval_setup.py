@@ -147,7 +147,7 @@ def eval_dataset_names(cfg, dataset: str = "") -> tuple:
 def _cache_key(cfg, weights_desc: str, weights: str, train_name: str, n_train: int) -> str:
     parts = [weights_desc, file_digest(weights) if os.path.isfile(weights) else weights, cfg.MODEL.BACKBONE.dump(),
              cfg.SEED if weights in ("", "random", "none") else 0, train_name, n_train, cfg.INPUT.IMAGE_SIZE,
-             list(cfg.INPUT.MEAN), list(cfg.INPUT.STD), cfg.BENCHMARK.CROP_FRACTION]
+             list(cfg.INPUT.MEAN), list(cfg.INPUT.STD), cfg.BENCHMARK.CROP_FRACTION, cfg.INPUT.EVAL_RESIZE]
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
 
 
