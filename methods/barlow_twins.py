@@ -10,7 +10,8 @@ Algorithm 1 of the paper, in this module's names::
 Paper Sec. 3 / official code: projector 8192-8192-8192 (Linear-BN-ReLU twice, then Linear),
 LARS, batch 2048, lr 0.2 x B/256 for weights and 0.0048 x B/256 for biases and BN parameters
 (official ``main.py``: ``--learning-rate-weights 0.2 --learning-rate-biases 0.0048``, both on the
-same warm-up + cosine schedule; "biases" = every 1-d parameter), wd 1.5e-6, 1000 epochs,
+same warm-up + cosine schedule; "biases" = every 1-d parameter), wd 1.5e-6 (the paper; the
+official ``main.py`` default is 1e-6, an option: ``SOLVER.WEIGHT_DECAY 1e-6``), 1000 epochs,
 10 warm-up epochs, BYOL's augmentations, SyncBN; 73.2 linear top-1. No target network, no
 predictor, no negatives.
 

@@ -92,6 +92,8 @@ class BYOL(SSLMethod):
         cfg.BYOL.TAU_BASE = 0.996  # PROTOCOLS s.2
         cfg.BYOL.TAU_SCHEDULE = "cosine"  # tau = 1 - (1 - tau_base)(cos(pi k/K) + 1)/2
         cfg.BYOL.CONCAT_VIEWS = False  # official code: separate forward per view
+        # [C] byol/utils/networks.py MLP: hk.Linear(output_size, with_bias=False) (projector and predictor).
+        cfg.BYOL.HEAD_OUTPUT_BIAS = False
         cfg.BYOL.TARGET_INIT = "copy"  # "independent" = official code's separate init
         cfg.BYOL.ONLINE_CLASSIFIER_CLASSES = 0  # 1000 for ImageNet monitoring (official code)
 
@@ -100,7 +102,7 @@ class BYOL(SSLMethod):
         c, bn = cfg.BYOL, cfg.MODEL.BN
         if c.TARGET_INIT not in ("copy", "independent"):
             raise ValueError(f"BYOL.TARGET_INIT must be 'copy' or 'independent', got '{c.TARGET_INIT}'")
-        mlp = dict(bn_momentum=bn.MOMENTUM, bn_eps=bn.EPS)
+        mlp = dict(bn_momentum=bn.MOMENTUM, bn_eps=bn.EPS, out_bias=c.HEAD_OUTPUT_BIAS)
 
         def encoder():
             backbone = build_backbone_from_cfg(cfg)
@@ -130,6 +132,14 @@ class BYOL(SSLMethod):
         if not self.use_target:
             return []
         return list(self.target_backbone.parameters()) + list(self.target_projector.parameters())
+
+    @torch.no_grad()
+    def on_backbone_loaded(self) -> None:
+        """Warm start: the target backbone starts from the loaded online weights (parameters and
+        BN statistics), as a target built by copying would; the heads are not loaded and keep
+        their initialisation."""
+        if self.use_target:
+            self.target_backbone.load_state_dict(self.backbone.state_dict())
 
     @torch.no_grad()
     def after_step(self, step: int, max_steps: int) -> Dict[str, float]:

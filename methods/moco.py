@@ -19,11 +19,17 @@ of the global batch (``ssl_zoo.utils.dist_ops.batch_shuffle``) so BN statistics 
 the positive. In one process ``MOCO.SPLIT_BN G`` simulates it (official CIFAR-10 demo):
 both encoders compute BN statistics per group of G interleaved samples
 (``ssl_zoo.modeling.batchnorm.SplitBatchNorm``) and the key batch is shuffled first.
-Without it a single process has no shuffling; ``MODEL.SYNC_BN`` is the multi-process alternative.
+``MOCO.SPLIT_BN -1`` (the default, "auto") turns this emulation on with 8 groups when the run has
+one process (the official runs used 8 GPUs, the CIFAR-10 demo 8 splits) and logs it; with several
+processes it is off and the real shuffling BN runs. The official ``main_moco.py`` refuses to run
+without DDP instead; emulating keeps single-GPU runs usable while avoiding the intra-batch BN
+leak (Sec. 3.3) that a plain single-process run would silently have.
+``MODEL.SYNC_BN`` is the multi-process alternative.
 """
 from __future__ import annotations
 
 import copy
+import logging
 from typing import Callable, Dict, List, Optional
 
 import torch
@@ -39,7 +45,44 @@ from ssl_zoo.modeling.method import METHOD_REGISTRY, SSLMethod
 from ssl_zoo.modeling.momentum import ema_update_
 from ssl_zoo.modeling.queue import KeyQueue
 from ssl_zoo.solver.schedules import build_momentum_schedule
+from ssl_zoo.utils.comm import get_world_size
 from ssl_zoo.utils.dist_ops import batch_shuffle, batch_unshuffle
+
+logger = logging.getLogger(__name__)
+
+# Simulated devices of the single-process shuffling BN ("auto"): the official ImageNet runs used
+# 8 GPUs (32 images each at batch 256) and the official CIFAR-10 demo uses bn_splits=8.
+AUTO_SPLIT_BN = 8
+
+
+def resolve_split_bn(split_bn: int, shuffle_bn: bool, world_size: int, per_process_batch: int) -> int:
+    """The number of BN groups to simulate: ``split_bn`` as given, or "auto" (-1) resolved.
+
+    Args:
+        split_bn: ``MOCO.SPLIT_BN``: -1 auto, 0 off, G > 1 groups.
+        shuffle_bn: ``MOCO.SHUFFLE_BN``.
+        world_size: processes of the run.
+        per_process_batch: images per process and step.
+
+    Raises:
+        ValueError: a split that does not divide the per-process batch.
+    """
+    split_bn = int(split_bn)
+    if split_bn == -1:
+        split_bn = AUTO_SPLIT_BN if (shuffle_bn and world_size == 1) else 0
+        if split_bn:
+            logger.warning(f"MoCo in one process: shuffling BN emulated with {split_bn} BN groups "
+                           f"(MOCO.SPLIT_BN auto -> {split_bn}; the official code requires DDP). "
+                           "Set MOCO.SPLIT_BN 0 to turn it off.")
+    elif split_bn == 0 and shuffle_bn and world_size == 1:
+        logger.warning("MoCo in one process with MOCO.SPLIT_BN 0: no shuffling BN, the key encoder's BN "
+                       "statistics can leak the positive (MoCo Sec. 3.3).")
+    if split_bn < -1 or split_bn == 1:
+        raise ValueError(f"MOCO.SPLIT_BN must be -1 (auto), 0 (off) or a group count > 1, got {split_bn}")
+    if split_bn > 1 and per_process_batch % split_bn:
+        raise ValueError(f"MOCO.SPLIT_BN {split_bn} must divide the per-process batch {per_process_batch} "
+                         "(SOLVER.IMS_PER_BATCH / processes); change SOLVER.IMS_PER_BATCH or MOCO.SPLIT_BN.")
+    return split_bn
 
 
 @METHOD_REGISTRY.register()
@@ -101,11 +144,13 @@ class MoCo(SSLMethod):
         # > 1: BN statistics per group of SPLIT_BN interleaved samples in both encoders, and the
         # key batch shuffled inside the process: shuffling BN simulated on one device (official
         # CIFAR-10 demo: 8). 0 = off (per-process BN; shuffling needs several processes).
-        cfg.MOCO.SPLIT_BN = 0
+        # -1 = auto: 8 with one process (logged; official code refuses to run without DDP), else 0.
+        cfg.MOCO.SPLIT_BN = -1
 
     @classmethod
     def from_config(cls, cfg) -> dict:
         c, bn = cfg.MOCO, cfg.MODEL.BN
+        world = get_world_size()
         backbone = build_backbone_from_cfg(cfg)
         if c.HEAD == "mlp":
             projector = MLP(backbone.out_dim, c.PROJECTOR_HIDDEN_DIM, c.PROJECTOR_OUT_DIM, hidden_bn=False,
@@ -117,7 +162,8 @@ class MoCo(SSLMethod):
         return dict(backbone=backbone, projector=projector, loss=InfoNCELoss(c.TEMPERATURE),
                     momentum_schedule=build_momentum_schedule(c.TAU_SCHEDULE, c.TAU_BASE), queue_size=c.QUEUE_SIZE,
                     shuffle_bn=c.SHUFFLE_BN, symmetric=c.SYMMETRIC,
-                    split_bn=c.SPLIT_BN)
+                    split_bn=resolve_split_bn(c.SPLIT_BN, c.SHUFFLE_BN, world,
+                                              int(cfg.SOLVER.IMS_PER_BATCH) // max(world, 1)))
 
     @torch.no_grad()
     def _keys(self, x: torch.Tensor) -> torch.Tensor:
@@ -147,6 +193,12 @@ class MoCo(SSLMethod):
         if self.training:
             self.queue.enqueue(torch.cat(new_keys))
         return {"loss": loss, "infonce_loss": loss.detach(), "embedding": q1.detach()}
+
+    @torch.no_grad()
+    def on_backbone_loaded(self) -> None:
+        """Warm start: the key encoder's backbone starts from the loaded query weights (the
+        official code copies query -> key at construction; here the load comes after it)."""
+        self.target_backbone.load_state_dict(self.backbone.state_dict())
 
     @torch.no_grad()
     def after_step(self, step: int, max_steps: int) -> Dict[str, float]:

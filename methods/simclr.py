@@ -39,6 +39,8 @@ class SimCLR(SSLMethod):
         concat_views: forward both views as one batch (official code).
         gather_distributed: negatives from every process (the paper's global batch).
         finetune_from_layer: projector layers kept for fine-tuning (v1 0, v2 1).
+        sum_directions: the official loss scale ``mean(loss_a + loss_b)`` (True) or the
+            paper's Eq. 1 mean over 2N anchors (False, half of it); see ``NTXentLoss``.
     """
 
     def __init__(
@@ -50,10 +52,11 @@ class SimCLR(SSLMethod):
         concat_views: bool = True,
         gather_distributed: bool = True,
         finetune_from_layer: int = 0,
+        sum_directions: bool = True,
     ) -> None:
         super().__init__()
         self.backbone, self.projector = backbone, projector
-        self.loss_fn = NTXentLoss(temperature, gather_distributed=gather_distributed)
+        self.loss_fn = NTXentLoss(temperature, gather_distributed=gather_distributed, sum_directions=sum_directions)
         self.concat_views = concat_views
         self.finetune_from_layer = finetune_from_layer
 
@@ -64,22 +67,28 @@ class SimCLR(SSLMethod):
         cfg.SIMCLR.PROJECTOR_OUT_DIM = 128
         cfg.SIMCLR.PROJECTOR_NUM_LAYERS = 2  # v1: 2 Linear layers; v2: 3
         cfg.SIMCLR.PROJECTOR_LAST_BN = True  # official code: BN (no bias) on the output too
+        cfg.SIMCLR.PROJECTOR_LAST_BN_CENTER = False  # [C] tf2/model.py: output BatchNorm(center=False): no beta
         cfg.SIMCLR.TEMPERATURE = 0.1  # 0.1 at batch 4096, 0.5 at small batch (s.8)
         cfg.SIMCLR.CONCAT_VIEWS = True  # official code: both views in one batch
         cfg.SIMCLR.GATHER_DISTRIBUTED = True  # negatives from all processes
         cfg.SIMCLR.FINETUNE_FROM_LAYER = 0  # v2 fine-tunes from the projector's first layer (1)
+        # [C] tf2/objective.py: loss = mean(loss_a + loss_b), 2x the paper's Eq. 1 mean over 2N anchors
+        # (False = the paper's scale; under LARS it halves the lr of the excluded BN/bias params).
+        cfg.SIMCLR.SUM_DIRECTIONS = True
 
     @classmethod
     def from_config(cls, cfg) -> dict:
         c, bn = cfg.SIMCLR, cfg.MODEL.BN
         backbone = build_backbone_from_cfg(cfg)
         projector = MLP(backbone.out_dim, c.PROJECTOR_HIDDEN_DIM, c.PROJECTOR_OUT_DIM, num_layers=c.PROJECTOR_NUM_LAYERS,
-                        last_bn=c.PROJECTOR_LAST_BN, bn_momentum=bn.MOMENTUM, bn_eps=bn.EPS)
+                        last_bn=c.PROJECTOR_LAST_BN, last_bn_center=c.PROJECTOR_LAST_BN_CENTER,
+                        bn_momentum=bn.MOMENTUM, bn_eps=bn.EPS)
         if not 0 <= c.FINETUNE_FROM_LAYER < c.PROJECTOR_NUM_LAYERS:
             raise ValueError(f"SIMCLR.FINETUNE_FROM_LAYER must be in [0, {c.PROJECTOR_NUM_LAYERS - 1}], "
                              f"got {c.FINETUNE_FROM_LAYER}")
         return dict(backbone=backbone, projector=projector, temperature=c.TEMPERATURE, concat_views=c.CONCAT_VIEWS,
-                    gather_distributed=c.GATHER_DISTRIBUTED, finetune_from_layer=c.FINETUNE_FROM_LAYER)
+                    gather_distributed=c.GATHER_DISTRIBUTED, finetune_from_layer=c.FINETUNE_FROM_LAYER,
+                    sum_directions=c.SUM_DIRECTIONS)
 
     def forward(self, views: List[torch.Tensor], labels: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         views = views[:2]

@@ -210,7 +210,8 @@ def test_semi_subset_balanced_nested_outside_validation():
     targets = (torch.arange(1200) % 3)[torch.randperm(1200, generator=torch.Generator().manual_seed(1))]
     setup = _subset_setup(targets)
     cfg = get_cfg()
-    s10, s1 = FT.semi_subset(cfg, setup, 10), FT.semi_subset(cfg, setup, 1)
+    (s10, setup10), (s1, _) = FT.semi_subset(cfg, setup, 10), FT.semi_subset(cfg, setup, 1)
+    assert setup10 is setup  # no list: the validation split stays
     for s in (s10, s1):
         assert set(s.tolist()).isdisjoint(setup.val_idx.tolist())
         assert len(set(s.tolist())) == len(s)
@@ -218,9 +219,9 @@ def test_semi_subset_balanced_nested_outside_validation():
     assert torch.bincount(targets[s10], minlength=3).tolist() == [36, 36, 36]
     assert torch.bincount(targets[s1], minlength=3).tolist() == [4, 4, 4]
     assert set(s1.tolist()) <= set(s10.tolist())
-    assert torch.equal(s10, FT.semi_subset(cfg, setup, 10))
+    assert torch.equal(s10, FT.semi_subset(cfg, setup, 10)[0])
     cfg.BENCHMARK.SEMI.SUBSET_SEED = 1
-    assert not torch.equal(s10, FT.semi_subset(cfg, setup, 10))
+    assert not torch.equal(s10, FT.semi_subset(cfg, setup, 10)[0])
 
 
 def test_subset_list_file_for_file_dataset(tmp_path):
@@ -231,10 +232,14 @@ def test_subset_list_file_for_file_dataset(tmp_path):
     lst = tmp_path / "list.txt"
     lst.write_text("# a comment\n" + "\n".join(listed) + "\n\n")
     setup = _subset_setup(ds.targets, dataset=ds)
-    setup.val_idx = torch.tensor([2, 5])  # image 2 is listed: it must be left out
+    setup.val_idx = torch.tensor([2, 5])  # image 2 is listed: the list is used whole, validation redrawn
     cfg = get_cfg()
     cfg.BENCHMARK.SEMI.SUBSET_LIST = str(lst)
-    assert FT.semi_subset(cfg, setup, 10).tolist() == [1, 6]
+    subset, semi_setup = FT.semi_subset(cfg, setup, 10)
+    assert subset.tolist() == [1, 2, 6]
+    assert len(semi_setup.val_idx) == 2 and set(semi_setup.val_idx.tolist()).isdisjoint({1, 2, 6})
+    assert sorted(semi_setup.val_idx.tolist() + semi_setup.rest_idx.tolist()) == list(range(len(ds)))
+    assert setup.val_idx.tolist() == [2, 5]  # the caller's setup is untouched
     lst.write_text("\n".join(listed + ["nowhere_1.JPEG"]))
     with pytest.raises(ValueError, match="nowhere_1.JPEG"):
         FT.semi_subset(cfg, setup, 10)
@@ -248,14 +253,16 @@ def test_imagenet_semi_subset_downloads_simclr_list(tmp_path, monkeypatch):
     ds = ImageFolderDataset(str(tmp_path / "imagenet" / "train"))
     listing = "\n".join(os.path.basename(paths[i]) for i in (0, 4, 5)) + "\n"
     with LocalServer({"/subsets/10percent.txt": listing.encode()}) as server:
-        monkeypatch.setattr(B, "SIMCLR_SUBSET_URL", server.url + "/subsets/{}percent.txt")
+        monkeypatch.setattr(FT, "SIMCLR_SUBSET_URL", server.url + "/subsets/{}percent.txt")
         monkeypatch.setenv("SSL_ZOO_CACHE", str(tmp_path / "cache"))
         monkeypatch.delenv("SSL_ZOO_OFFLINE", raising=False)
         setup = _subset_setup(ds.targets, names=("imagenet_train", "imagenet_val"), dataset=ds)
         setup.val_idx = torch.tensor([4])
         cfg = get_cfg()
-        assert FT.semi_subset(cfg, setup, 10).tolist() == [0, 5]
-        assert FT.semi_subset(cfg, setup, 10).tolist() == [0, 5]  # second call: from the cache
+        assert FT.semi_subset(cfg, setup, 10)[0].tolist() == [0, 4, 5]  # whole, though 4 was in validation
+        subset, semi_setup = FT.semi_subset(cfg, setup, 10)  # second call: from the cache
+        assert subset.tolist() == [0, 4, 5] and len(semi_setup.val_idx) == 1
+        assert semi_setup.val_idx.item() not in (0, 4, 5)
         assert [r["path"] for r in server.requests] == ["/subsets/10percent.txt"]
         cached = list((tmp_path / "cache").rglob("simclr_imagenet_10percent.txt"))
         assert len(cached) == 1 and cached[0].read_text() == listing
@@ -431,7 +438,7 @@ def test_linear_fast_equals_faithful_without_augmentation(monkeypatch):
     identity = ViewSpec(size=8, crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip_prob=0.0, jitter_prob=0.0,
                         grayscale_prob=0.0, blur_prob=0.0, solarize_prob=0.0)
     setup.train.specs = [identity]
-    trained = _Spy(monkeypatch, P, "train_heads")
+    trained = _Spy(monkeypatch, LIN, "train_heads")
     c = LIN.LinearConfig(lrs=(0.5, 0.05), epochs=3, batch_size=32, fast_aug_copies=2)
     faithful, fast = LIN.run_linear(setup, c, "both")
     heads_faithful, heads_fast = trained.results
@@ -449,8 +456,8 @@ def test_linear_both_selects_on_validation_only(monkeypatch, tmp_path):
                        cache_dir=str(tmp_path / "cache"), cache_key="tiny")
     n_val, n_test = len(setup.val_idx), len(setup.test)
     assert n_val == 30 and n_test == 60
-    trained = _Spy(monkeypatch, P, "train_heads")
-    evaluated = _Spy(monkeypatch, P, "head_accuracy")
+    trained = _Spy(monkeypatch, LIN, "train_heads")
+    evaluated = _Spy(monkeypatch, LIN, "head_accuracy")
     lrs = (0.4, 0.1, 0.01)
     rows = LIN.run_linear(setup, LIN.LinearConfig(lrs=lrs, epochs=5, batch_size=64, fast_aug_copies=2), "both")
     assert [r["mode"] for r in rows] == ["faithful", "fast"]
@@ -522,8 +529,8 @@ def test_semi_finetunes_a_copy_and_selects_on_validation(monkeypatch):
         assert torch.equal(v, before[k]), k
     assert not any(p.requires_grad for p in setup.backbone.parameters())
 
-    acc = _Spy(monkeypatch, P, "_accuracy")
-    tuned = _Spy(monkeypatch, P, "finetune")
+    acc = _Spy(monkeypatch, FT, "_accuracy")
+    tuned = _Spy(monkeypatch, FT, "finetune")
     c = FT.SemiConfig(lrs=(0.001, 0.5), epochs=(1, 2), batch_size=32)
     row = FT.run_semi(setup, subset, "10%", c)
     assert [(a[2], a[3]) for a, _ in tuned.calls] == [(0.001, 1), (0.5, 1), (0.001, 2), (0.5, 2)]

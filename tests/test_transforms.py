@@ -287,7 +287,8 @@ def test_random_rates_factors_and_orders():
                            (p.blur, spec.blur_prob), (p.solarize, spec.solarize_prob)):
             se = math.sqrt(prob * (1 - prob) / n) + 1e-12
             assert abs(mask.float().mean().item() - prob) <= 4 * se + 1e-9
-        for k, (lo, hi) in enumerate([(0.6, 1.4), (0.6, 1.4), (0.8, 1.2), (-0.1, 0.1)]):
+        # BYOL's brightness is the official additive offset U[-0.4, 0.4] (jitter_impl "tf").
+        for k, (lo, hi) in enumerate([(-0.4, 0.4), (0.6, 1.4), (0.8, 1.2), (-0.1, 0.1)]):
             f = p.factors[:, k]
             assert f.min() >= lo and f.max() <= hi
             expected = lo + (hi - lo) * np.array([0.1, 0.5, 0.9])

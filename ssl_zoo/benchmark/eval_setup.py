@@ -34,7 +34,20 @@ from ssl_zoo.utils.file_io import cache_dir, file_digest
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EvalSetup", "build_eval_setup", "eval_dataset_names", "encode", "extract", "feature_dim"]
+__all__ = ["EvalSetup", "build_eval_setup", "eval_dataset_names", "encode", "extract", "feature_dim",
+           "IMAGENET_VAL_SIZE", "val_holdout_size"]
+
+# BYOL / SimCLR: hyper-parameters chosen on 10,009 ImageNet train images (PROTOCOLS.md s.3).
+IMAGENET_VAL_SIZE = 10009
+
+
+def val_holdout_size(train_name: str, val_size: int) -> int:
+    """``BENCHMARK.VAL_SIZE`` resolved: -1 = 10,009 for ImageNet train sets, else 0 (= VAL_FRACTION)."""
+    if val_size < -1:
+        raise ValueError(f"BENCHMARK.VAL_SIZE must be -1 (auto), 0 (use VAL_FRACTION) or > 0, got {val_size}")
+    if val_size == -1:
+        return IMAGENET_VAL_SIZE if train_name.startswith("imagenet") else 0
+    return int(val_size)
 
 
 @dataclass
@@ -136,7 +149,7 @@ def eval_dataset_names(cfg, dataset: str = "") -> tuple:
 def _cache_key(cfg, weights_desc: str, weights: str, train_name: str, n_train: int) -> str:
     parts = [weights_desc, file_digest(weights) if os.path.isfile(weights) else weights, cfg.MODEL.BACKBONE.dump(),
              cfg.SEED if weights in ("", "random", "none") else 0, train_name, n_train, cfg.INPUT.IMAGE_SIZE,
-             list(cfg.INPUT.MEAN), list(cfg.INPUT.STD), cfg.BENCHMARK.CROP_FRACTION]
+             list(cfg.INPUT.MEAN), list(cfg.INPUT.STD), cfg.BENCHMARK.CROP_FRACTION, cfg.INPUT.EVAL_RESIZE]
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
 
 
@@ -154,6 +167,7 @@ def build_eval_setup(cfg, weights: str, dataset: str = "") -> EvalSetup:
     b = cfg.BENCHMARK
     rank, world = comm.get_rank(), comm.get_world_size()
     common = dict(image_size=cfg.INPUT.IMAGE_SIZE, mean=cfg.INPUT.MEAN, std=cfg.INPUT.STD, crop_fraction=b.CROP_FRACTION,
+                  resize=cfg.INPUT.EVAL_RESIZE,
                   device=device, num_workers=cfg.DATALOADER.NUM_WORKERS, seed=b.SEED, rank=rank, world_size=world)
 
     def split(name: str) -> LabelledSplit:
@@ -161,7 +175,8 @@ def build_eval_setup(cfg, weights: str, dataset: str = "") -> EvalSetup:
         return LabelledSplit(ds, **common)
 
     train, test = split(train_name), split(test_name)
-    rest, val = holdout_split(train.targets, fraction=b.VAL_FRACTION, size=b.VAL_SIZE, seed=b.VAL_SEED)
+    rest, val = holdout_split(train.targets, fraction=b.VAL_FRACTION, size=val_holdout_size(train_name, b.VAL_SIZE),
+                              seed=b.VAL_SEED)
     logger.info(f"Evaluation data: train '{train_name}' ({len(train)} images: {len(rest)} + {len(val)} held out for "
                 f"validation), test '{test_name}' ({len(test)} images), {train.num_classes} classes")
     setup = EvalSetup(backbone=backbone, train=train, test=test, rest_idx=rest, val_idx=val, device=device,

@@ -8,7 +8,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +16,7 @@ from torch import nn
 
 from ssl_zoo.benchmark.eval_setup import EvalSetup, extract, feature_dim
 from ssl_zoo.benchmark.splits import LabelledSplit
-from ssl_zoo.data.subset import subset_indices
+from ssl_zoo.data.subset import holdout_split, subset_indices
 from ssl_zoo.evaluation.metrics import topk_correct
 from ssl_zoo.model_zoo.download import download
 from ssl_zoo.solver.schedules import cosine_factor
@@ -146,13 +146,19 @@ def _read_subset_list(path: str, dataset) -> torch.Tensor:
     return torch.tensor(idx, dtype=torch.int64)
 
 
-def semi_subset(cfg, setup: EvalSetup, percent: int) -> torch.Tensor:
-    """Indices (into train) of the labelled ``percent``% subset, outside the validation split.
+def semi_subset(cfg, setup: EvalSetup, percent: int) -> Tuple[torch.Tensor, EvalSetup]:
+    """The labelled ``percent``% subset (indices into train) and the setup to select on.
 
     ImageNet without ``BENCHMARK.SEMI.SUBSET_LIST``: SimCLR's public list, downloaded once
-    into the cache (its images that fall in the held-out validation split are dropped, as
-    they must not be both trained and selected on). Elsewhere: ``percent``% of every class
-    of the non-validation images, drawn with ``SUBSET_SEED`` (the 1% subset is inside the 10%).
+    into the cache. A list (official or given) is used whole (PROTOCOLS.md s.4): when some of
+    its images fall in the held-out validation split, the validation split is drawn again, of
+    the same size and seed, from the images outside the list (the returned setup carries it),
+    so that no image is both trained on and selected on. Elsewhere: ``percent``% of every
+    class of the non-validation images, drawn with ``SUBSET_SEED`` (the 1% subset is inside
+    the 10%), and ``setup`` unchanged.
+
+    Returns:
+        ``(subset_idx [M], setup)``.
     """
     if percent not in (1, 10) and not cfg.BENCHMARK.SEMI.SUBSET_LIST:
         logger.warning(f"semi-supervised with {percent}% of the labels (the protocol uses 1% and 10%)")
@@ -161,10 +167,16 @@ def semi_subset(cfg, setup: EvalSetup, percent: int) -> torch.Tensor:
         path = download(SIMCLR_SUBSET_URL.format(percent), filename=f"simclr_imagenet_{percent}percent.txt")
     if path:
         idx = _read_subset_list(path, setup.train.dataset)
-        keep = ~torch.isin(idx, setup.val_idx)
-        if not keep.all():
-            logger.info(f"{int((~keep).sum())} listed images are in the validation split and are left out")
-        return idx[keep]
+        clash = torch.isin(idx, setup.val_idx)
+        if clash.any():
+            b = cfg.BENCHMARK
+            rest, val = holdout_split(setup.train.targets, fraction=b.VAL_FRACTION, size=len(setup.val_idx),
+                                      seed=b.VAL_SEED, exclude=idx)
+            logger.info(f"{int(clash.sum())} listed images were in the validation split: the {len(val)} validation "
+                        "images are drawn again from the images outside the list (the list is used whole)")
+            setup = copy.copy(setup)  # shallow: same backbone and splits, new index sets
+            setup.rest_idx, setup.val_idx = rest, val
+        return idx, setup
     rest = setup.rest_idx
     local = subset_indices(setup.train.targets[rest], fraction=percent / 100.0, seed=cfg.BENCHMARK.SEMI.SUBSET_SEED)
-    return rest[local]
+    return rest[local], setup

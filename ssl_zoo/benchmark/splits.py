@@ -24,25 +24,18 @@ import copy
 from typing import Iterator, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from ssl_zoo.data.datasets import InMemoryImageDataset
 from ssl_zoo.data.samplers import mix_seed
 from ssl_zoo.data.transforms.batched import BatchedMultiViewAugment
+from ssl_zoo.data.transforms.geometry import eval_resize, resize_centre_crop
 from ssl_zoo.data.transforms.pil import build_eval_transform, view_transform
 from ssl_zoo.data.transforms.presets import get_view_specs
 
 __all__ = ["LabelledSplit", "eval_resize", "Batch"]
 
 Batch = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]
-
-
-def eval_resize(image_size: int, crop_fraction: float) -> int:
-    """Shorter side before the centre crop: 256 for 224 at 0.875 (PROTOCOLS.md s.3), 37 for 32."""
-    if not 0.0 < crop_fraction <= 1.0:
-        raise ValueError(f"BENCHMARK.CROP_FRACTION must be in (0, 1], got {crop_fraction}")
-    return int(round(image_size / crop_fraction))
 
 
 class _WithIndex(Dataset):
@@ -68,6 +61,8 @@ class LabelledSplit:
         image_size: S, the side seen by the backbone.
         mean, std: normalisation (the pretraining config's ``INPUT.MEAN`` / ``INPUT.STD``).
         crop_fraction: centre crop / resize ratio of evaluation images (0.875).
+        resize: shorter side before the centre crop; 0 = ``image_size / crop_fraction``
+            (``geometry.eval_resize``, shared with the training kNN monitor).
         train_preset: augmentation preset of training epochs (``crop_flip``: PROTOCOLS.md s.3).
         device: where in-memory batches are augmented and returned.
         num_workers: DataLoader workers for file datasets.
@@ -77,10 +72,10 @@ class LabelledSplit:
 
     def __init__(self, dataset: Dataset, *, image_size: int, mean: Sequence[float], std: Sequence[float],
                  crop_fraction: float = 0.875, train_preset: str = "crop_flip", device: torch.device = torch.device("cpu"),
-                 num_workers: int = 0, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+                 num_workers: int = 0, seed: int = 0, rank: int = 0, world_size: int = 1, resize: int = 0) -> None:
         self.dataset, self.image_size = dataset, int(image_size)
         self.mean, self.std = tuple(mean), tuple(std)
-        self.resize = eval_resize(self.image_size, crop_fraction)
+        self.resize = eval_resize(self.image_size, crop_fraction, resize)
         self.device, self.num_workers, self.seed = device, int(num_workers), int(seed)
         self.rank, self.world_size = int(rank), int(world_size)
         self.specs = get_view_specs(train_preset, self.image_size)
@@ -114,15 +109,7 @@ class LabelledSplit:
                                           build_eval_transform(self.image_size, self.resize, self.mean, self.std))
 
     def _centre_crop(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.to(self.device, non_blocking=True).float().div_(255)
-        h, w = x.shape[-2:]
-        if min(h, w) != self.resize:  # resize the shorter side (torchvision Resize(int) semantics)
-            # the longer side is truncated, not rounded, as torchvision / the PIL path of file sets do
-            size = (self.resize, int(self.resize * w / h)) if h <= w else (int(self.resize * h / w), self.resize)
-            x = F.interpolate(x, size=size, mode="bicubic", antialias=True, align_corners=False).clamp_(0, 1)
-        h, w = x.shape[-2:]
-        top, left = int(round((h - self.image_size) / 2.0)), int(round((w - self.image_size) / 2.0))
-        x = x[..., top:top + self.image_size, left:left + self.image_size]
+        x = resize_centre_crop(images.to(self.device, non_blocking=True), self.image_size, self.resize)
         return (x - self._mean_t) / self._std_t
 
     # ------------------------------------------------------------------------ training

@@ -64,8 +64,10 @@ def linear_task(cfg, args) -> List[Dict]:
 def semi_task(cfg, args) -> List[Dict]:
     """Semi-supervised fine-tuning on 1% and / or 10% of the labels (``--fraction``)."""
     setup = build_eval_setup(cfg, args.weights, args.dataset)
-    rows = [run_semi(setup, semi_subset(cfg, setup, pct), f"{pct}%", semi_config(cfg))
-            for pct in ([args.fraction] if args.fraction else [1, 10])]
+    rows = []
+    for pct in [args.fraction] if args.fraction else [1, 10]:
+        subset, semi_setup = semi_subset(cfg, setup, pct)  # a list is used whole; validation drawn around it
+        rows.append(run_semi(semi_setup, subset, f"{pct}%", semi_config(cfg)))
     return _describe(setup, rows)
 
 

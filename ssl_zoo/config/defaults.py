@@ -49,7 +49,9 @@ _C.MODEL.BACKBONE.WIDTH = 1
 _C.MODEL.BACKBONE.BASE_WIDTH = 64
 # Replace the 7x7/2 stem + max-pool by a 3x3/1 stem (for 32 px CIFAR images).
 _C.MODEL.BACKBONE.CIFAR_STEM = False
-# Zero-init the last BN gamma of each residual block (off in BYOL's code).
+# Zero-init the last BN gamma of each residual block. BYOL: [P] off (gamma = 1, byol/README.md
+# "Note on batch normalization"); [C] on (Haiku BlockV1 bn_2 scale_init=zeros). SimCLR (tf2 resnet
+# init_zero), SimSiam and Barlow Twins (zero_init_residual=True): on in their code and configs.
 _C.MODEL.BACKBONE.ZERO_INIT_RESIDUAL = False
 
 _C.MODEL.BN = _FvCfgNode()
@@ -80,12 +82,17 @@ _C.INPUT.AUG.GRAYSCALE_PROB = None  # (p1, p2)
 _C.INPUT.AUG.BLUR_PROB = None  # (p1, p2)
 _C.INPUT.AUG.BLUR_SIGMA = None  # (min, max)
 _C.INPUT.AUG.SOLARIZE_PROB = None  # (p1, p2)
+# Colour-jitter semantics: "tf" (official BYOL / SimCLR v1 code: additive brightness, per-channel
+# contrast, HSV saturation; the byol* and simclr presets) or "torchvision" (ColorJitter; MoCo,
+# SimSiam, Barlow Twins). None keeps the preset's (PROTOCOLS.md s.1, s.8).
+_C.INPUT.AUG.JITTER_IMPL = None
 # Normalisation after augmentation (ImageNet statistics, BYOL App. B).
 _C.INPUT.MEAN = (0.485, 0.456, 0.406)
 _C.INPUT.STD = (0.229, 0.224, 0.225)
-# Evaluation transform: resize shorter side to EVAL_RESIZE then centre-crop IMAGE_SIZE
-# (256 -> 224 at ImageNet scale; PROTOCOLS.md s.1). 0 = no resize (small images).
-_C.INPUT.EVAL_RESIZE = 256
+# Evaluation transform of the kNN monitor and of tools/benchmark.py (one geometry): resize the
+# shorter side to EVAL_RESIZE, centre-crop IMAGE_SIZE (PROTOCOLS.md s.1 / s.3). 0 (default) =
+# IMAGE_SIZE / BENCHMARK.CROP_FRACTION: 256 -> 224 at ImageNet scale, 37 -> 32 for CIFAR.
+_C.INPUT.EVAL_RESIZE = 0
 
 # ---------------------------------------------------------------------------- DATASETS
 _C.DATASETS = _FvCfgNode()
@@ -137,6 +144,9 @@ _C.SOLVER.MOMENTUM = 0.9
 _C.SOLVER.NESTEROV = False
 # LARS trust coefficient (eta).
 _C.SOLVER.LARS_ETA = 1e-3
+# LARS: False = lr outside the momentum trace (BYOL's code, PROTOCOLS.md s.2); True = lr inside it
+# (SimCLR's LARSOptimizer(classic_momentum=True), optax.lars). They differ only while the lr changes.
+_C.SOLVER.LARS_LR_IN_MOMENTUM = False
 # Exclude biases and normalisation parameters from weight decay (and LARS adaptation).
 _C.SOLVER.EXCLUDE_BIAS_AND_NORM = True
 # AdamW betas.
@@ -206,10 +216,11 @@ _C.BENCHMARK = _FvCfgNode()
 _C.BENCHMARK.TRAIN = ""
 _C.BENCHMARK.TEST = ""
 # Validation split held out from BENCHMARK.TRAIN for choosing hyper-parameters (never the test
-# set): VAL_SIZE images drawn with VAL_SEED if > 0 (ImageNet: 10,009, PROTOCOLS.md s.3), else a
-# class-balanced VAL_FRACTION of every class.
+# set): VAL_SIZE images drawn with VAL_SEED if > 0, else a class-balanced VAL_FRACTION of every
+# class. VAL_SIZE -1 (default) = 10,009 for ImageNet (imagenet_* train sets, [P] PROTOCOLS.md s.3;
+# [C] uses the first 10,000 of TFDS train, an order an ImageFolder copy does not have), else 0.
 _C.BENCHMARK.VAL_FRACTION = 0.1
-_C.BENCHMARK.VAL_SIZE = 0
+_C.BENCHMARK.VAL_SIZE = -1
 _C.BENCHMARK.VAL_SEED = 0
 # Evaluation images: resize the shorter side to IMAGE_SIZE / CROP_FRACTION, centre-crop
 # IMAGE_SIZE (256 -> 224 at ImageNet scale, 37 -> 32 for CIFAR).

@@ -45,7 +45,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from ssl_zoo.data.catalog import build_dataset
@@ -54,6 +53,7 @@ from ssl_zoo.data.encoded import DecodeAugmentOnDevice, EncodedFiles, collate_en
 from ssl_zoo.data.samplers import InfiniteBatchSampler, SeededDataset, mix_seed
 from ssl_zoo.data.subset import subset_from_cfg
 from ssl_zoo.data.transforms.batched import BatchedMultiViewAugment
+from ssl_zoo.data.transforms.geometry import eval_resize, resize_centre_crop
 from ssl_zoo.data.transforms.pil import CropOnlyTransform, MultiViewPILTransform, build_eval_transform
 from ssl_zoo.data.transforms.presets import ViewSpec, get_view_specs
 from ssl_zoo.utils import comm
@@ -211,7 +211,9 @@ def apply_overrides(specs: Sequence[ViewSpec], overrides: Optional[Mapping[str, 
         key = raw_key.upper()
         if value is None:
             continue
-        if key in _PER_VIEW_KEYS:
+        if key == "JITTER_IMPL":
+            specs = [dataclasses.replace(s, jitter_impl=str(value)) for s in specs]
+        elif key in _PER_VIEW_KEYS:
             attr = _PER_VIEW_KEYS[key]
             values = _per_view_values(key, value, len(specs))
             specs = [dataclasses.replace(s, **{attr: v}) for s, v in zip(specs, values)]
@@ -226,7 +228,7 @@ def apply_overrides(specs: Sequence[ViewSpec], overrides: Optional[Mapping[str, 
                 update = dict(zip(fields, values))
             specs = [dataclasses.replace(s, **update) for s in specs]
         else:
-            known = sorted(_PER_VIEW_KEYS) + sorted(_SHARED_KEYS)
+            known = sorted(_PER_VIEW_KEYS) + sorted(_SHARED_KEYS) + ["JITTER_IMPL"]
             raise KeyError(f"Unknown augmentation override '{raw_key}'. Known: {', '.join(known)}")
     return specs
 
@@ -284,15 +286,16 @@ def dataset_summary(name: str, dataset: Dataset, corrupt_policy: str) -> str:
 class InMemoryEvalLoader:
     """Finite iterable of ``(float [B,3,S,S] normalised, int64 [B])`` over an in-memory set, in order.
 
-    Images whose side already equals ``image_size`` are only scaled to [0, 1] and normalised
-    (bit-identical to ``ToTensor + Normalize``). Other sizes are resized whole to
-    ``image_size`` (bicubic, antialiased): ``INPUT.EVAL_RESIZE``'s resize-then-centre-crop is
-    an ImageNet-scale convention (PROTOCOLS.md s.1) and would cut the object out of a 32 px image.
+    The evaluation geometry of PROTOCOLS.md s.1 / s.3 (``geometry.resize_centre_crop``: shorter
+    side to ``resize``, centre crop ``image_size``), the same function as the benchmark's
+    ``LabelledSplit.eval_batches``: the training kNN monitor and ``tools/benchmark.py`` see
+    the same pixels.
     """
 
     def __init__(self, dataset: InMemoryImageDataset, image_size: int, mean: Sequence[float], std: Sequence[float],
-                 batch_size: int, indices: Optional[torch.Tensor] = None) -> None:
+                 batch_size: int, indices: Optional[torch.Tensor] = None, resize: int = 0) -> None:
         self.dataset, self.image_size, self.batch_size = dataset, int(image_size), int(batch_size)
+        self.resize = int(resize) if resize > 0 else self.image_size
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
         self.indices = torch.arange(len(dataset)) if indices is None else indices
@@ -303,10 +306,7 @@ class InMemoryEvalLoader:
     def __iter__(self) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
         for start in range(0, len(self.indices), self.batch_size):
             idx = self.indices[start: start + self.batch_size]
-            x = self.dataset.images.index_select(0, idx).float().div_(255)
-            if tuple(x.shape[-2:]) != (self.image_size, self.image_size):
-                x = F.interpolate(x, size=(self.image_size,) * 2, mode="bicubic", antialias=True,
-                                  align_corners=False).clamp_(0, 1)
+            x = resize_centre_crop(self.dataset.images.index_select(0, idx), self.image_size, self.resize)
             yield (x - self.mean) / self.std, self.dataset.targets.index_select(0, idx)
 
 
@@ -321,7 +321,7 @@ def make_eval_loader(dataset: Dataset, *, image_size: int, resize: int, mean: Se
     """
     shard = torch.arange(rank, len(dataset), world_size)
     if isinstance(dataset, InMemoryImageDataset):
-        return InMemoryEvalLoader(dataset, image_size, mean, std, batch_size, shard)
+        return InMemoryEvalLoader(dataset, image_size, mean, std, batch_size, shard, resize=resize)
     dataset.transform = build_eval_transform(image_size, resize, mean, std)
     subset = dataset if world_size == 1 else torch.utils.data.Subset(dataset, shard.tolist())
     return DataLoader(subset, batch_size=batch_size, shuffle=False, drop_last=False, num_workers=num_workers)
@@ -331,12 +331,14 @@ def build_eval_loader(cfg, name: str, distributed: bool = False) -> Iterable:
     """Evaluation loader of dataset ``name`` (e.g. DATASETS.KNN_TRAIN) from the config.
 
     Reads DATASETS.{ROOT, CORRUPT_POLICY, FOLDER_LABELS}, INPUT.{IMAGE_SIZE, EVAL_RESIZE, MEAN, STD},
-    TEST.IMS_PER_BATCH, DATALOADER.NUM_WORKERS. ``distributed=True`` shards by rank.
+    BENCHMARK.CROP_FRACTION, TEST.IMS_PER_BATCH, DATALOADER.NUM_WORKERS. ``distributed=True``
+    shards by rank. The geometry is the benchmark's (``geometry.eval_resize``).
     A bare name (``cifar10``) means its test split; use ``*_train`` for a memory bank.
     """
     dataset = build_dataset(name, root=cfg.DATASETS.ROOT, train=False, corrupt_policy=cfg.DATASETS.CORRUPT_POLICY,
                             folder_labels=cfg.DATASETS.FOLDER_LABELS)
     rank, world = (comm.get_rank(), comm.get_world_size()) if distributed else (0, 1)
-    return make_eval_loader(dataset, image_size=cfg.INPUT.IMAGE_SIZE, resize=cfg.INPUT.EVAL_RESIZE,
+    resize = eval_resize(cfg.INPUT.IMAGE_SIZE, cfg.BENCHMARK.CROP_FRACTION, cfg.INPUT.EVAL_RESIZE)
+    return make_eval_loader(dataset, image_size=cfg.INPUT.IMAGE_SIZE, resize=resize,
                             mean=tuple(cfg.INPUT.MEAN), std=tuple(cfg.INPUT.STD), batch_size=cfg.TEST.IMS_PER_BATCH,
                             num_workers=cfg.DATALOADER.NUM_WORKERS, rank=rank, world_size=world)

@@ -118,7 +118,7 @@ def subset_from_cfg(cfg) -> Optional[SubsetSpec]:
 
 
 def holdout_split(targets: Union[torch.Tensor, Sequence[int]], fraction: float = 0.1, size: int = 0,
-                  seed: int = 0) -> "tuple[torch.Tensor, torch.Tensor]":
+                  seed: int = 0, exclude: Optional[torch.Tensor] = None) -> "tuple[torch.Tensor, torch.Tensor]":
     """Split a training set into ``(rest, held-out validation)`` index sets, both sorted.
 
     Hyper-parameters of the evaluation protocols are chosen on such a split, never on the
@@ -131,19 +131,28 @@ def holdout_split(targets: Union[torch.Tensor, Sequence[int]], fraction: float =
             10,009; TF's split is the last 10,009 of its own file order, which an ImageFolder
             copy does not have, so a seeded draw stands in for it).
         seed: seed of the draw.
+        exclude: indices that must stay in ``rest`` (e.g. the official semi-supervised lists,
+            used whole): the holdout is drawn from the other images only.
 
     Returns:
         ``(rest [N - M], holdout [M])`` int64 indices, disjoint, covering ``range(N)``.
     """
     targets = torch.as_tensor(targets, dtype=torch.int64).reshape(-1)
     n = targets.numel()
+    candidates = torch.arange(n)
+    if exclude is not None and len(exclude):
+        allowed = torch.ones(n, dtype=torch.bool)
+        allowed[torch.as_tensor(exclude, dtype=torch.int64)] = False
+        candidates = allowed.nonzero().squeeze(1)
+    m = candidates.numel()
     if size > 0:
-        if size >= n:
-            raise ValueError(f"cannot hold out {size} of {n} images")
+        if size >= m:
+            raise ValueError(f"cannot hold out {size} of {m} images" + (f" ({n} minus {n - m} excluded)" if m < n else ""))
+        # Without exclusions this is exactly the earlier draw (a permutation of range(n)).
         g = torch.Generator().manual_seed(mix_seed(seed, n))
-        holdout = torch.randperm(n, generator=g)[:size].sort().values
+        holdout = candidates[torch.randperm(m, generator=g)[:size]].sort().values
     else:
-        holdout = subset_indices(targets, fraction=fraction, seed=seed)
+        holdout = candidates[subset_indices(targets[candidates], fraction=fraction, seed=seed)]
     keep = torch.ones(n, dtype=torch.bool)
     keep[holdout] = False
     return keep.nonzero().squeeze(1), holdout

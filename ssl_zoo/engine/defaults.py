@@ -330,6 +330,7 @@ def build_trainer(cfg, resume: bool = False) -> SSLTrainer:
                 raise  # names the file and what is wrong with it
             except ValueError as e:
                 raise ValueError(f"MODEL.WEIGHTS '{cfg.MODEL.WEIGHTS}': {e}") from None
+            model.on_backbone_loaded()  # BYOL's target / MoCo's key encoder start from the loaded weights too
     if resume:  # only now: a failed resume must leave the run's config.yaml as it was
         save_config(cfg)
     start_iter = int(state.get("iteration", 0))

@@ -69,6 +69,13 @@ class SSLMethod(nn.Module):
         """Per-parameter lr rules from the config (``ssl_zoo.solver.build.LRRule``; none by default)."""
         return []
 
+    def on_backbone_loaded(self) -> None:
+        """Called after ``backbone``'s weights were replaced (``MODEL.WEIGHTS`` warm start).
+
+        Methods that keep a copy of the backbone (BYOL's target, MoCo's key encoder) re-copy
+        it here, so that the copy starts from the loaded weights as the online network does.
+        """
+
     def after_step(self, step: int, max_steps: int) -> Dict[str, float]:
         """Called by the trainer after every optimizer step ``step`` (0-based) of ``max_steps``
         (e.g. BYOL's EMA target update, PROTOCOLS.md s.2); returns scalars to log."""

@@ -190,7 +190,7 @@ def build_optimizer(cfg, model: nn.Module, lr_rules: Sequence[LRRule] = ()) -> t
     for group in groups:
         group["base_lr"] = group["lr"] = lr * group["lr_mult"]
     options = dict(lr=lr, weight_decay=s.WEIGHT_DECAY, momentum=s.MOMENTUM, nesterov=s.NESTEROV, eta=s.LARS_ETA,
-                   betas=tuple(s.BETAS))
+                   lr_in_momentum=s.LARS_LR_IN_MOMENTUM, betas=tuple(s.BETAS))
     accepted = inspect.signature(ctor).parameters
     return ctor(groups, **{k: v for k, v in options.items() if k in accepted})
 

@@ -105,8 +105,10 @@ def sample_view_params(
                                            generator=generator, device=device)
     u = torch.rand(batch_size, 6, generator=generator, device=device)
     ranges = spec.jitter_ranges()
-    lo = torch.tensor([r[0] if r else (0.0 if n == "hue" else 1.0) for n, r in ranges.items()], device=device)
-    hi = torch.tensor([r[1] if r else (0.0 if n == "hue" else 1.0) for n, r in ranges.items()], device=device)
+    # A disabled op draws its identity value (factor 1; offset 0 for hue and TF brightness).
+    ident = {n: 0.0 if n == "hue" or (n == "brightness" and spec.jitter_impl == "tf") else 1.0 for n in ranges}
+    lo = torch.tensor([r[0] if r else ident[n] for n, r in ranges.items()], device=device)
+    hi = torch.tensor([r[1] if r else ident[n] for n, r in ranges.items()], device=device)
     factors = lo + (hi - lo) * torch.rand(batch_size, 4, generator=generator, device=device)
     # A uniformly random permutation per sample (torch.randperm(4) in ColorJitter).
     order = torch.rand(batch_size, 4, generator=generator, device=device).argsort(dim=1)
@@ -195,7 +197,7 @@ def augment_view(x: Tensor, spec: ViewSpec, params: ViewParams, mean: Optional[S
 
 def _colour_blur_solarize(x: Tensor, spec: ViewSpec, params: ViewParams, enabled: Tensor) -> Tensor:
     """Jitter, grayscale, blur and solarize of a float batch that may be overwritten."""
-    x = color_jitter(x, params.jitter, params.factors, params.order, enabled)
+    x = color_jitter(x, params.jitter, params.factors, params.order, enabled, impl=spec.jitter_impl)
     x = apply_where(x, params.grayscale, lambda xs, idx: xs.copy_(rgb_to_grayscale(xs).expand(-1, 3, -1, -1)))
 
     # Reflect padding needs K // 2 < side; only tiny images hit this guard.

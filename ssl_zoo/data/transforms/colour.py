@@ -2,9 +2,16 @@
 solarize, and the colour jitter that applies them in a random order per sample.
 
 Every op takes float images ``x: [B, 3, H, W]`` in [0, 1] and per-sample parameters of
-shape ``[B]``, and reproduces ``torchvision.transforms.functional``'s single-image tensor op
-on each sample (same formulas, same clamping), so one call augments a whole batch with
-independent random parameters. Pure functions: the random parameters come from the caller.
+shape ``[B]``, so one call augments a whole batch with independent random parameters. Pure
+functions: the random parameters come from the caller. Two jitter semantics:
+
+* ``"torchvision"``: ``torchvision.transforms.functional``'s single-image tensor ops (same
+  formulas, same clamping): the blends of ``adjust_brightness_contrast_saturation``.
+* ``"tf"``: the official BYOL code (``byol/utils/augmentations.py``, = ``tf.image``, also
+  SimCLR v1): ``adjust_brightness_tf`` (additive), ``adjust_contrast_tf`` (per-channel
+  mean), ``adjust_saturation_tf`` (HSV saturation scaled, clipped to [0, 1]).
+
+Hue (HSV rotation) is the same op in both.
 """
 from __future__ import annotations
 
@@ -14,7 +21,8 @@ from torch import Tensor
 from .per_sample import apply_where
 
 __all__ = ["BRIGHTNESS", "CONTRAST", "SATURATION", "HUE", "JITTER_OPS", "rgb_to_grayscale",
-           "adjust_brightness_contrast_saturation", "adjust_hue", "color_jitter", "solarize"]
+           "adjust_brightness_contrast_saturation", "adjust_brightness_tf", "adjust_contrast_tf",
+           "adjust_saturation_tf", "adjust_hue", "color_jitter", "solarize"]
 
 # Colour-jitter op ids, as in torchvision's ColorJitter (fn_idx 0..3).
 BRIGHTNESS, CONTRAST, SATURATION, HUE = range(4)
@@ -77,6 +85,48 @@ def adjust_brightness_contrast_saturation(x: Tensor, factor: Tensor, op: Tensor,
     return y.clamp_(0.0, 1.0)
 
 
+def adjust_brightness_tf(x: Tensor, delta: Tensor) -> Tensor:
+    """``clip(x + delta)`` per sample (BYOL ``_random_brightness``, ``tf.image.adjust_brightness``).
+
+    Args:
+        x: ``[B, 3, H, W]``; overwritten.
+        delta: ``[B]`` additive offsets (BYOL: U[-0.4, 0.4]).
+    """
+    return x.add_(_per_sample(delta, x)).clamp_(0.0, 1.0)
+
+
+def adjust_contrast_tf(x: Tensor, factor: Tensor) -> Tensor:
+    """``clip((x - m) f + m)`` with m the mean of each channel over the image (``tf.image.adjust_contrast``).
+
+    torchvision's contrast uses one grayscale mean for all channels instead.
+
+    Args:
+        x: ``[B, 3, H, W]``; overwritten.
+        factor: ``[B]``.
+    """
+    mean = x.mean(dim=(-2, -1), keepdim=True)  # [B, 3, 1, 1]
+    return x.sub_(mean).mul_(_per_sample(factor, x)).add_(mean).clamp_(0.0, 1.0)
+
+
+def adjust_saturation_tf(x: Tensor, factor: Tensor) -> Tensor:
+    """HSV saturation ``s <- clip(s f, 0, 1)``, hue and value kept (``tf.image.adjust_saturation``).
+
+    In RGB, with v = max, c = max - min and s = c / v, a channel is ``v (1 - s k)`` with
+    k depending on the hue only, so the new channel is ``v - (v - x) min(f, v / c)``: no
+    HSV round trip. Gray pixels (c = 0) are unchanged. torchvision's saturation instead
+    blends with the grayscale image (and can leave the HSV cone's hue/value).
+
+    Args:
+        x: ``[B, 3, H, W]`` in [0, 1]; overwritten.
+        factor: ``[B]`` >= 0.
+    """
+    maxc = x.amax(dim=-3, keepdim=True)
+    cr = maxc - x.amin(dim=-3, keepdim=True)
+    # v / c is finite for v <= 1 (tiny ~1e-38); where c = 0, v - x = 0 and the scale is moot.
+    scale = torch.minimum(_per_sample(factor, x).expand_as(cr), maxc / cr.clamp(min=torch.finfo(x.dtype).tiny))
+    return torch.sub(maxc, x, out=x).mul_(scale).neg_().add_(maxc).clamp_(0.0, 1.0)
+
+
 def adjust_hue(x: Tensor, factor: Tensor) -> Tensor:
     """Rotate hue by ``factor`` turns per sample (torchvision ``adjust_hue`` on float tensors).
 
@@ -121,30 +171,43 @@ def adjust_hue(x: Tensor, factor: Tensor) -> Tensor:
 _HUE_CENTRES = torch.tensor([0.0, 2.0, 4.0]).view(1, 3, 1, 1)
 
 
-def color_jitter(x: Tensor, apply: Tensor, factors: Tensor, order: Tensor, enabled: Tensor) -> Tensor:
-    """torchvision ``ColorJitter`` per sample: the 4 ops in each sample's own random order.
+_TF_OPS = {BRIGHTNESS: adjust_brightness_tf, CONTRAST: adjust_contrast_tf, SATURATION: adjust_saturation_tf}
+
+
+def color_jitter(x: Tensor, apply: Tensor, factors: Tensor, order: Tensor, enabled: Tensor,
+                 impl: str = "torchvision") -> Tensor:
+    """Colour jitter per sample: the 4 ops in each sample's own random order.
 
     Vectorised over the per-sample order: in slot k every jittered sample gets op
-    ``order[b, k]``. Brightness/contrast/saturation are all blends, done in one pass with
-    per-sample (factor, op) (factor 1 = untouched); the costly hue goes through the subset of
-    samples whose slot-k op is hue. Clamped to [0, 1] after each op, as torchvision.
+    ``order[b, k]``. ``impl="torchvision"`` (``ColorJitter``): brightness/contrast/saturation
+    are all blends, done in one pass with per-sample (factor, op) (factor 1 = untouched).
+    ``impl="tf"`` (BYOL / SimCLR v1 official code): each of the three ops runs on the subset
+    of samples that draw it. The costly hue goes through the subset of samples whose slot-k
+    op is hue. Clamped to [0, 1] after each op (torchvision; BYOL ``jnp.clip`` in the loop).
 
     Args:
         x: float ``[B, 3, H, W]`` in [0, 1]; overwritten.
         apply: bool ``[B]``: samples that are jittered at all.
-        factors: ``[B, 4]`` brightness, contrast, saturation factors and hue shift (turns).
+        factors: ``[B, 4]`` brightness factor ("torchvision") or offset ("tf"), contrast and
+            saturation factors, hue shift (turns).
         order: int64 ``[B, 4]``: ``order[b, k]`` is the op (``BRIGHTNESS`` .. ``HUE``) of slot k.
         enabled: bool ``[4]``: ops switched on in the recipe (a disabled op is skipped).
+        impl: "torchvision" or "tf" (``ViewSpec.jitter_impl``).
 
     Returns:
         ``[B, 3, H, W]`` (``x``, or a tensor replacing it).
     """
+    if impl not in ("torchvision", "tf"):
+        raise ValueError(f"color_jitter impl must be 'torchvision' or 'tf', got {impl!r}")
     if bool(apply.any()):
         for slot in range(4):
             op = order[:, slot]
             active = apply & enabled[op]
             blend = active & (op != HUE)
-            if bool(blend.any()):
+            if impl == "tf":
+                for k, fn in _TF_OPS.items():
+                    x = apply_where(x, active & (op == k), lambda xs, idx, k=k, fn=fn: fn(xs, factors[idx, k]))
+            elif bool(blend.any()):
                 factor = torch.where(blend, factors.gather(1, op[:, None]).squeeze(1), 1.0)
                 x = adjust_brightness_contrast_saturation(x, factor, op.clamp(max=SATURATION), inplace=True)
             x = apply_where(x, active & (op == HUE), lambda xs, idx: adjust_hue(xs, factors[idx, HUE]))

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["sample_resized_crop_params", "resize_weights", "resized_crop", "sparse_resize_pays",
+__all__ = ["eval_resize", "resize_centre_crop", "sample_resized_crop_params", "resize_weights", "resized_crop", "sparse_resize_pays",
            "resized_crop_per_sample"]
 
 
@@ -222,3 +222,44 @@ def resized_crop(
     wx = resize_weights(boxes[:, 1], boxes[:, 3], wid, size, interpolation, flip).to(x.dtype)  # [B, S, W]
     t = torch.bmm(x.reshape(b, c * hgt, wid), wx.transpose(1, 2))  # [B, C*H, S]
     return torch.matmul(wy[:, None], t.view(b, c, hgt, size))  # [B, C, S, S]
+
+
+# ---------------------------------------------------------------------------- evaluation geometry
+def eval_resize(image_size: int, crop_fraction: float, resize: int = 0) -> int:
+    """Shorter side before the evaluation centre crop (PROTOCOLS.md s.1 / s.3).
+
+    ``resize`` if > 0, else ``round(image_size / crop_fraction)``: 256 for 224 at 0.875 (the
+    ImageNet protocol), 37 for CIFAR's 32. The training kNN monitor and every benchmark
+    protocol use this one geometry, so one checkpoint gives one number.
+    """
+    if resize > 0:
+        return int(resize)
+    if not 0.0 < crop_fraction <= 1.0:
+        raise ValueError(f"BENCHMARK.CROP_FRACTION must be in (0, 1], got {crop_fraction}")
+    return int(round(image_size / crop_fraction))
+
+
+def resize_centre_crop(images: Tensor, image_size: int, resize: int) -> Tensor:
+    """Evaluation view of a batch: shorter side to ``resize`` (bicubic, antialiased), centre crop.
+
+    The batched equivalent of ``T.Resize(resize, BICUBIC) + T.CenterCrop(image_size)`` (the
+    file-set path, ``pil.build_eval_transform``): the longer side is truncated as torchvision
+    does, the crop offset rounded as ``CenterCrop``. At 32 px with crop fraction 0.875 the
+    image is upsampled to 37 and its central 32 x 32 kept (about 75% of the area).
+
+    Args:
+        images: uint8 (or float in [0, 1]) ``[B, 3, H, W]``.
+        image_size: S.
+        resize: shorter side before the crop (>= S).
+
+    Returns:
+        float ``[B, 3, S, S]`` in [0, 1] (not normalised).
+    """
+    x = images.float().div_(255) if images.dtype == torch.uint8 else images.float()
+    h, w = x.shape[-2:]
+    if min(h, w) != resize:
+        size = (resize, int(resize * w / h)) if h <= w else (int(resize * h / w), resize)
+        x = F.interpolate(x, size=size, mode="bicubic", antialias=True, align_corners=False).clamp_(0, 1)
+    h, w = x.shape[-2:]
+    top, left = int(round((h - image_size) / 2.0)), int(round((w - image_size) / 2.0))
+    return x[..., top:top + image_size, left:left + image_size]

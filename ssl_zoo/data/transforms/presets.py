@@ -26,6 +26,7 @@ from ssl_zoo.utils.registry import Registry
 
 __all__ = [
     "ViewSpec",
+    "JITTER_IMPLS",
     "AUGMENTATION_REGISTRY",
     "get_view_specs",
     "blur_kernel_size",
@@ -36,6 +37,8 @@ AUGMENTATION_REGISTRY = Registry("AUGMENTATION")
 AUGMENTATION_REGISTRY.__doc__ = "Multi-view augmentation presets: fn(image_size: int) -> list[ViewSpec]."
 
 _INTERPOLATIONS = ("bilinear", "bicubic")
+# Colour-jitter semantics (see ``ViewSpec.jitter_impl``).
+JITTER_IMPLS = ("tf", "torchvision")
 
 
 def blur_kernel_size(image_size: int, fraction: float) -> int:
@@ -63,9 +66,20 @@ class ViewSpec:
         crop_ratio: (min, max) aspect ratio w/h, sampled log-uniformly.
         flip_prob: probability of a horizontal flip.
         jitter_prob: probability of applying colour jitter (all four ops together).
-        brightness, contrast, saturation: factors ~ U[max(0, 1-s), 1+s] (torchvision
-            ``ColorJitter``); 0 disables the op.
+        brightness, contrast, saturation: strengths; 0 disables the op. Contrast and
+            saturation factors ~ U[max(0, 1-s), 1+s] in both implementations; brightness is
+            a factor ~ U[max(0, 1-s), 1+s] ("torchvision") or an additive offset ~ U[-s, s] ("tf").
         hue: hue shift ~ U[-hue, hue] in turns (<= 0.5); 0 disables it.
+        jitter_impl: whose colour jitter the four ops follow:
+            "tf": the official BYOL code (``byol/utils/augmentations.py``) and SimCLR v1's TF
+            code (``tf.image``): brightness ``x + delta``, contrast around the per-channel
+            mean, saturation scaled in HSV; BYOL paper App. B ("shifted by a uniformly random
+            offset").
+            "torchvision": ``ColorJitter``: brightness ``f x``, contrast blended with the
+            grayscale mean, saturation blended with the grayscale image (MoCo, SimSiam and
+            Barlow Twins official code).
+            Both: hue rotated in HSV, the ops in a random order per image, clip to [0, 1]
+            after each.
         grayscale_prob: probability of luma grayscale (0.2989 R + 0.587 G + 0.114 B).
         blur_prob: probability of a Gaussian blur.
         blur_sigma: (min, max) of sigma ~ U, in output pixels.
@@ -89,6 +103,7 @@ class ViewSpec:
     blur_kernel_fraction: float = 0.1
     solarize_prob: float = 0.0
     interpolation: str = "bicubic"
+    jitter_impl: str = "torchvision"
 
     def __post_init__(self) -> None:
         # Coerce sequences (YAML lists) to tuples so specs stay hashable and comparable.
@@ -113,6 +128,8 @@ class ViewSpec:
             raise ValueError(f"ViewSpec.crop_scale max must be <= 1, got {self.crop_scale}")
         if self.interpolation not in _INTERPOLATIONS:
             raise ValueError(f"ViewSpec.interpolation must be one of {_INTERPOLATIONS}, got {self.interpolation!r}")
+        if self.jitter_impl not in JITTER_IMPLS:
+            raise ValueError(f"ViewSpec.jitter_impl must be one of {JITTER_IMPLS}, got {self.jitter_impl!r}")
 
     @property
     def blur_kernel_size(self) -> int:
@@ -120,12 +137,19 @@ class ViewSpec:
         return blur_kernel_size(self.size, self.blur_kernel_fraction)
 
     def jitter_ranges(self) -> Dict[str, Optional[Tuple[float, float]]]:
-        """torchvision ``ColorJitter`` ranges; None for a disabled op."""
+        """Sampling ranges of the four ops; None for a disabled op.
+
+        Brightness is a factor range (``"torchvision"``) or an additive offset range
+        (``"tf"``, ``[-s, s]``); the others are the same for both.
+        """
         def factor_range(s: float) -> Optional[Tuple[float, float]]:
             return (max(0.0, 1.0 - s), 1.0 + s) if s > 0 else None
 
+        brightness = factor_range(self.brightness)
+        if self.jitter_impl == "tf" and self.brightness > 0:
+            brightness = (-self.brightness, self.brightness)
         return {
-            "brightness": factor_range(self.brightness),
+            "brightness": brightness,
             "contrast": factor_range(self.contrast),
             "saturation": factor_range(self.saturation),
             "hue": (-self.hue, self.hue) if self.hue > 0 else None,
@@ -141,9 +165,11 @@ def byol(image_size: int = 224) -> List[ViewSpec]:
 
     Identical except blur p 1.0 / 0.1 and solarize p 0.0 / 0.2. Crop U[0.08, 1] area,
     log-uniform ratio [3/4, 4/3], bicubic; jitter (0.4, 0.4, 0.2, 0.1) with p 0.8;
-    grayscale 0.2; blur sigma U[0.1, 2] with a 23 px kernel at 224.
+    grayscale 0.2; blur sigma U[0.1, 2] with a 23 px kernel at 224. Colour jitter with the
+    official code's TF semantics (``jitter_impl="tf"``: additive brightness, per-channel
+    contrast, HSV saturation).
     """
-    common = dict(
+    common = dict(jitter_impl="tf",
         size=image_size, crop_scale=(0.08, 1.0), crop_ratio=(3 / 4, 4 / 3), flip_prob=0.5,
         jitter_prob=0.8, brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1,
         grayscale_prob=0.2, blur_sigma=(0.1, 2.0), blur_kernel_fraction=0.1, interpolation="bicubic",
@@ -174,8 +200,11 @@ def simclr(image_size: int = 224, strength: float = 1.0) -> List[ViewSpec]:
 
     Jitter (0.8s, 0.8s, 0.8s, 0.2s) with p 0.8, grayscale 0.2, blur p 0.5 in both views
     (sigma U[0.1, 2], kernel 10% of the side), crop U[0.08, 1], bicubic, no solarize.
+    Colour jitter as the v1 TF code (``data_util.color_jitter_rand``, ``impl="simclrv1"``):
+    additive brightness, ``tf.image`` contrast and saturation (``jitter_impl="tf"``). SimCLR
+    v2's code scales brightness instead (a factor); not offered here.
     """
-    spec = ViewSpec(
+    spec = ViewSpec(jitter_impl="tf",
         size=image_size, crop_scale=(0.08, 1.0), crop_ratio=(3 / 4, 4 / 3), flip_prob=0.5,
         jitter_prob=0.8, brightness=0.8 * strength, contrast=0.8 * strength,
         saturation=0.8 * strength, hue=0.2 * strength, grayscale_prob=0.2, blur_prob=0.5,

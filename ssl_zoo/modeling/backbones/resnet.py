@@ -36,7 +36,8 @@ class ResNet(_TVResNet):
         cifar_stem: replace the 7x7/2 conv + 3x3/2 max-pool by a 3x3/1 conv and no
             pooling, so stage 1 of a 32 px image stays 32x32 (SimCLR App. B.9).
         zero_init_residual: zero the last BN gamma of every residual branch
-            (Goyal et al. 2017; off in BYOL's code).
+            (Goyal et al. 2017). On in the official SimCLR, SimSiam and Barlow Twins code and in
+            BYOL's released Haiku code (BlockV1 scale_init=zeros); off in the BYOL paper (gamma = 1).
         bn_momentum: PyTorch momentum of every BN (= 1 - decay; BYOL decay 0.9 -> 0.1).
         bn_eps: epsilon of every BN (BYOL: 1e-5).
 

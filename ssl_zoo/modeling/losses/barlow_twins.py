@@ -8,7 +8,11 @@ over the batch (mean 0, std 1; BN without affine, biased variance), the cross-co
 
 In multi-process training the projections are gathered with gradient, so every process
 computes C (and L) on the GLOBAL batch; with DDP's gradient averaging the gradients equal
-the single-process ones.
+the single-process ones. Deliberate deviation from the official ``main.py``, which sums the
+per-process C with ``torch.distributed.all_reduce`` (no autograd): there, each process
+back-propagates only its own share, and after DDP's averaging the gradient is 1/W of the
+true one for W processes (facebookresearch/barlowtwins#8). Under LARS the trust ratio hides
+this for weights, but the excluded biases / BN parameters move W times less per step there.
 """
 from __future__ import annotations
 

@@ -4,7 +4,13 @@ For 2N views of N images (z_k and z_{k+N} are the two views of image k), with
 sim = cosine similarity and temperature T::
 
     l(i, j) = -log exp(sim(z_i, z_j)/T) / sum_{k != i} exp(sim(z_i, z_k)/T)
-    L = 1/(2N) sum_k [ l(k, k+N) + l(k+N, k) ]
+    L = 1/(2N) sum_k [ l(k, k+N) + l(k+N, k) ]            (the paper, ``sum_directions=False``)
+    L = 1/N    sum_k [ l(k, k+N) + l(k+N, k) ]            (the official code, ``sum_directions=True``)
+
+The official TF code (``tf2/objective.py::add_contrastive_loss``) returns
+``reduce_mean(loss_a + loss_b)``, twice the paper's mean. The scale matters: under LARS the
+trust ratio cancels it for weights, but BN and bias parameters (excluded from adaptation) run
+plain momentum SGD, so the paper's mean trains them at half the official effective lr.
 
 In multi-process training the candidates (positives and negatives) are the views of the
 GLOBAL batch, gathered with :func:`ssl_zoo.utils.dist_ops.all_gather_with_grad`; each rank
@@ -42,21 +48,24 @@ class NTXentLoss(nn.Module):
         temperature: T (0.1 at batch 4096, 0.5 at small batch; SimCLR Table 5 / App. B.9).
         gather_distributed: use the views of every process as candidates (SimCLR's
             global negatives); False = local negatives only.
+        sum_directions: True = the official code's scale, the mean over images of the two
+            directions' sum (2x the paper's mean over 2N anchors, the default here).
 
     Shapes:
         z1, z2: ``[B, D]`` projections of view 1 and view 2 (any scale: normalised here).
-        Output: scalar, the mean over this process's 2B anchors.
+        Output: scalar, the mean over this process's 2B anchors (x 2 with ``sum_directions``).
 
     Examples:
         >>> loss = NTXentLoss(0.5)(projector(backbone(v1)), projector(backbone(v2)))
     """
 
-    def __init__(self, temperature: float = 0.1, gather_distributed: bool = True) -> None:
+    def __init__(self, temperature: float = 0.1, gather_distributed: bool = True, sum_directions: bool = False) -> None:
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.temperature = float(temperature)
         self.gather_distributed = gather_distributed
+        self.sum_directions = bool(sum_directions)
 
     def forward(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
         # float32: the softmax over thousands of candidates is not resolved in bf16.
@@ -75,4 +84,5 @@ class NTXentLoss(nn.Module):
         self_mask = torch.zeros_like(logits, dtype=torch.bool)
         self_mask[rows, self_idx] = True
         logits = logits.masked_fill(self_mask, float("-inf"))
-        return F.cross_entropy(logits, pos_idx)
+        loss = F.cross_entropy(logits, pos_idx)
+        return 2.0 * loss if self.sum_directions else loss
