@@ -1,5 +1,10 @@
 """Shared test set-up: import the methods package (registers every method) and keep
-torch to one thread so the suite behaves on a 2-core CI machine."""
+torch to one thread so the suite behaves on a 2-core CI machine.
+
+``tests/`` mirrors the package (``tests/data/`` for ``ssl_zoo/data/``, ...). Every test folder is
+on ``sys.path``, so shared helpers import by module name from any folder (e.g. ``from test_trainer
+import build_toy_trainer``, ``from model_zoo_fixtures import LocalServer``); test module names are
+unique across the tree."""
 import os
 import sys
 
@@ -7,8 +12,12 @@ import pytest
 import torch
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS_DIR = os.path.join(REPO_ROOT, "tests")
 sys.path.insert(0, os.path.join(REPO_ROOT, "tools"))
 sys.path.insert(0, REPO_ROOT)
+for _folder in sorted(os.listdir(TESTS_DIR)):
+    if os.path.isdir(os.path.join(TESTS_DIR, _folder)) and not _folder.startswith((".", "_")):
+        sys.path.append(os.path.join(TESTS_DIR, _folder))
 
 from _paths import import_methods  # noqa: E402
 

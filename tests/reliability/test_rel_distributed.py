@@ -120,7 +120,7 @@ def test_sigterm_to_the_launcher_stops_every_rank_at_one_step_with_a_checkpoint(
 
     out = str(tmp_path / "run")
     script = tmp_path / "preempted.py"
-    script.write_text(_PREEMPTED.format(root=REPO_ROOT, tests=os.path.join(REPO_ROOT, "tests"), out=out))
+    script.write_text(_PREEMPTED.format(root=REPO_ROOT, tests=os.path.join(REPO_ROOT, "tests", "engine"), out=out))
     proc = subprocess.Popen([sys.executable, str(script), "--num-gpus", "2"], stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, OMP_NUM_THREADS="1"))
     try:

@@ -209,7 +209,7 @@ def test_kill_and_resume_matches_uninterrupted_run(tmp_path):
 
     run = str(tmp_path / "B")
     code = f"import sys; sys.path.insert(0, {os.path.dirname(__file__)!r}); import test_trainer as t; t._child({run!r}, 12)"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(__file__)), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(os.path.dirname(__file__))), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
     assert open(os.path.join(run, "last_checkpoint")).read() == "model_0000010.pth"

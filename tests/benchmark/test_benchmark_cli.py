@@ -17,7 +17,7 @@ from ssl_zoo.config import load_config
 from ssl_zoo.benchmark import eval_setup as ES, finetune as FT, knn as KNN, linear as LIN
 from ssl_zoo.modeling.backbones.build import build_backbone
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOL = os.path.join(REPO_ROOT, "tools", "benchmark.py")
 COLOURS = [(220, 30, 30), (30, 220, 30), (30, 30, 220)]
 

@@ -19,7 +19,7 @@ import time
 
 import torch
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TRAIN_NET = os.path.join(REPO_ROOT, "tools", "train_net.py")
 MAX_ITER, PERIOD = 8, 4
 

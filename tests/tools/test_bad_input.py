@@ -19,7 +19,7 @@ from ssl_zoo.modeling.method import build_method
 from ssl_zoo.solver.build import build_optimizer
 
 torch.set_num_threads(1)
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TRAIN_NET = os.path.join(REPO_ROOT, "tools", "train_net.py")
 SMALL_HEADS = ["BYOL.PROJECTOR_HIDDEN_DIM", 64, "BYOL.PROJECTOR_OUT_DIM", 32, "BYOL.PREDICTOR_HIDDEN_DIM", 64]
 

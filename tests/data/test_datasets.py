@@ -14,7 +14,7 @@ from ssl_zoo.data.catalog import DATASET_REGISTRY, build_dataset, resolve_root
 from ssl_zoo.data.datasets import ImageFolderDataset, InMemoryImageDataset, UnreadableImageError
 
 # CI clones the repo with ../shared beside it.
-SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")
+SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "..", "shared", "data")
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 

@@ -11,7 +11,7 @@ from ssl_zoo.modeling.method import build_method
 
 
 def _model():
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs/supervised/cifar10_r10.yaml")
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "configs/supervised/cifar10_r10.yaml")
     cfg = load_config(path,
                       ["MODEL.BACKBONE.BASE_WIDTH", "4", "SUPERVISED.NUM_CLASSES", "3"])
     torch.manual_seed(0)

@@ -8,7 +8,7 @@ import torch
 from ssl_zoo.config import ConfigError, get_cfg
 from ssl_zoo.modeling.method import build_method
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "**", "*.yaml"), recursive=True))
 
 
