@@ -18,7 +18,7 @@ from ssl_zoo.modeling.method import build_method
 from ssl_zoo.solver import build_optimizer
 
 torch.set_num_threads(1)
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LARGE_NUM = 1e9
 
 

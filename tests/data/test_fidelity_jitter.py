@@ -21,7 +21,7 @@ from ssl_zoo.data.transforms.colour import (adjust_brightness_tf, adjust_contras
 from ssl_zoo.data.transforms.pil import TFColorJitter, view_transform
 
 torch.set_num_threads(1)
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 # ----------------------------------------------------------------- naive reference (one image, [3, H, W])

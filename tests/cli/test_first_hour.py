@@ -30,7 +30,7 @@ from PIL import Image
 
 from model_zoo_fixtures import LocalServer
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SOURCES = ("setup.py", "ssl_zoo", "methods", "configs", "model_zoo", "hubconf.py", "LICENSE", "README.md")
 TINY = ["SOLVER.MAX_ITER", "2", "SOLVER.IMS_PER_BATCH", "4", "MODEL.BACKBONE.BASE_WIDTH", "4", "SOLVER.AMP.ENABLED",
         "False", "DATASETS.KNN_TRAIN", "", "DATASETS.KNN_TEST", "", "DATASETS.CORRUPT_POLICY", "skip", "LOG.PERIOD", "1",

@@ -16,7 +16,7 @@ from ssl_zoo.modeling.method import build_method
 from ssl_zoo_methods.moco import resolve_split_bn
 
 torch.set_num_threads(1)
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _cfg(*overrides):
