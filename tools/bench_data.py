@@ -52,7 +52,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import platform
 import sys
 import time
 from typing import Callable, Dict, List, Sequence
@@ -67,6 +66,7 @@ from tabulate import tabulate  # noqa: E402
 from ssl_zoo.data.transforms import (IMAGENET_MEAN, IMAGENET_STD, BatchedMultiViewAugment,  # noqa: E402
                                      CropOnlyTransform, MultiViewPILTransform, get_view_specs)
 from ssl_zoo.data.transforms.decode import decode_images, pad_to_batch  # noqa: E402
+from ssl_zoo.utils.env import cpu_name  # noqa: E402
 
 PATHS = ("lightly BYOLTransform", "ours PIL", "ours batched")
 CROP_IN_WORKERS = "ours batched, crop in workers"  # extra row at sizes > 32 (file datasets' path)
@@ -113,12 +113,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def machine_line(args) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     import PIL
     import torchvision
 

@@ -59,7 +59,7 @@ from torch import nn  # noqa: E402
 from _paths import import_methods  # noqa: E402
 from ssl_zoo.config import load_config  # noqa: E402
 from ssl_zoo.engine.defaults import build_trainer  # noqa: E402
-from ssl_zoo.utils.env import _cpu_has_bf16, amp_dtype_from_cfg  # noqa: E402
+from ssl_zoo.utils.env import _cpu_has_bf16, amp_dtype_from_cfg, cpu_name  # noqa: E402
 from ssl_zoo.engine.hooks import LRScheduler  # noqa: E402
 from ssl_zoo.modeling.backbones.build import build_backbone_from_cfg  # noqa: E402
 from ssl_zoo.utils.file_io import atomic_write  # noqa: E402
@@ -361,12 +361,7 @@ def _spawn(argv: List[str], pipeline: str, precision: str, data_root: str) -> Di
 
 
 def machine_line(args) -> str:
-    cpu = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     gpu = f", GPU {torch.cuda.get_device_name()}" if args.device == "cuda" else ""
     return f"{cpu}, {os.cpu_count()} logical CPUs{gpu}; torch {torch.__version__}"
 
