@@ -110,6 +110,8 @@ def run_sklearn(data, lambdas, tol, max_iter):
         iters += int(clf.n_iter_[0])
         scores[lam] = 100.0 * float((clf.predict(xva) == yva).mean())
         models[lam] = (clf.coef_.copy(), clf.intercept_.copy())
+        logging.info(f"sklearn lambda {lam:.3g}: val {scores[lam]:.2f} ({int(clf.n_iter_[0])} iterations, "
+                     f"{time.process_time() - c0:.0f} CPU s so far)")
     c1, w1 = _clock()
     asc = sorted(lambdas)
     best = max(range(len(asc)), key=lambda k: (scores[asc[k]], k))  # the same tie rule as ours (largest lambda)

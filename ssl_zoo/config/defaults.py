@@ -367,6 +367,9 @@ _C.BENCHMARK.TRANSFER.LAMBDA_MAX = 1e5
 # L-BFGS stops at max |gradient| <= TOL (sklearn's tol, same scale) or MAX_ITER (Kornblith: 1000).
 _C.BENCHMARK.TRANSFER.TOL = 1e-4
 _C.BENCHMARK.TRANSFER.MAX_ITER = 1000
+# Solve in the principal axes of the training features with a diagonal preconditioner (an exact change
+# of variables: same minimiser, same stopping rule; benchmark/transfer/basis.py). False = plain L-BFGS.
+_C.BENCHMARK.TRANSFER.PRECONDITION = True
 # Fine-tune (s.5): SGD Nesterov 0.9, STEPS steps of BATCH_SIZE, lr in LRS x wd in WEIGHT_DECAYS
 # (each wd divided by the lr), BN momentum min(10/s, 0.1) (torch convention), chosen on validation.
 _C.BENCHMARK.TRANSFER.FINETUNE = _FvCfgNode()

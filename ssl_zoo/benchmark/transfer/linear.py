@@ -13,6 +13,7 @@ from typing import Dict, Sequence, Tuple
 
 import torch
 
+from ssl_zoo.benchmark.transfer.basis import FeatureBasis
 from ssl_zoo.benchmark.transfer.lbfgs import fit_logistic, logistic_scores, sklearn_C, sweep_regularisation
 from ssl_zoo.benchmark.transfer.metrics import score_fn
 
@@ -26,6 +27,7 @@ class LinearTransferConfig:
     lambdas: Sequence[float]
     tol: float = 1e-4
     max_iter: int = 1000
+    precondition: bool = True
 
 
 def solver_targets(targets: torch.Tensor, dtype: torch.dtype, device: torch.device) -> Tuple[torch.Tensor, object]:
@@ -56,12 +58,12 @@ def run_linear_transfer(feats: Dict[str, torch.Tensor], targets: Dict[str, torch
     x_tr, x_va, x_te = feats["train"], feats["val"], feats["test"]
     y_tr, m_tr = solver_targets(targets["train"], x_tr.dtype, x_tr.device)
     sweep = sweep_regularisation(x_tr, y_tr, x_va, targets["val"], score, num_classes, list(c.lambdas), train_mask=m_tr,
-                                 tol=c.tol, max_iter=c.max_iter)
+                                 tol=c.tol, max_iter=c.max_iter, precondition=c.precondition)
     lam = sweep.best_lambda
     x_all = torch.cat([x_tr, x_va])
     y_all, m_all = solver_targets(torch.cat([targets["train"], targets["val"]]), x_tr.dtype, x_tr.device)
     final = fit_logistic(x_all, y_all, lam, num_classes, init=sweep.best_fit, mask=m_all, tol=c.tol,
-                         max_iter=c.max_iter)
+                         max_iter=c.max_iter, basis=FeatureBasis.of(x_all) if c.precondition else None)
     test = float(score(logistic_scores(final, x_te), targets["test"]))
     return {"mode": "linear", "score": test, "best_lambda": lam, "sklearn_C": sklearn_C(lam),
             "val_score": sweep.val_scores[sweep.best_index],

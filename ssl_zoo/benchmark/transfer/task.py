@@ -44,7 +44,8 @@ MODES = ("linear", "finetune", "both")
 
 def linear_config_from_cfg(cfg) -> LinearTransferConfig:
     t = cfg.BENCHMARK.TRANSFER
-    return LinearTransferConfig(regularisation_grid(t.LAMBDA_NUM, t.LAMBDA_MIN, t.LAMBDA_MAX), t.TOL, t.MAX_ITER)
+    return LinearTransferConfig(regularisation_grid(t.LAMBDA_NUM, t.LAMBDA_MIN, t.LAMBDA_MAX), t.TOL, t.MAX_ITER,
+                                bool(t.PRECONDITION))
 
 
 def finetune_config_from_cfg(cfg, budget: str = "full") -> FinetuneConfig:
