@@ -178,3 +178,12 @@ def test_preconditioned_sweep_chooses_like_the_plain_one(digits):
     pre = sweep_regularisation(xtr, ytr, xva, yva, top1_accuracy, 10, lams, tol=1e-6, max_iter=5000)
     assert pre.best_lambda == plain.best_lambda
     assert max(abs(a - b) for a, b in zip(pre.val_scores, plain.val_scores)) <= 0.5  # one val image of 200
+
+
+def test_features_wider_than_the_basis_limit_are_solved_plainly(monkeypatch, digits):
+    import ssl_zoo.benchmark.transfer.basis as basis_mod
+    x = torch.tensor(digits[0])
+    assert basis_mod.basis_or_none(x, precondition=False) is None
+    assert basis_mod.basis_or_none(x, precondition=True) is not None
+    monkeypatch.setattr(basis_mod, "MAX_BASIS_DIM", x.shape[1] - 1)
+    assert basis_mod.basis_or_none(x, precondition=True) is None

@@ -14,12 +14,19 @@ bias from the weights in the Hessian.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Tuple
 
 import torch
 
-__all__ = ["FeatureBasis", "diagonal_preconditioner"]
+__all__ = ["FeatureBasis", "diagonal_preconditioner", "basis_or_none", "MAX_BASIS_DIM"]
+
+logger = logging.getLogger(__name__)
+
+# Above this feature dimension the D x D eigendecomposition (O(D^3), D^2 float64 memory) stops being
+# cheap next to the sweep; wider features are solved by plain L-BFGS (logged).
+MAX_BASIS_DIM = 8192
 
 
 @dataclass
@@ -88,3 +95,13 @@ def diagonal_preconditioner(variances: torch.Tensor, strength: torch.Tensor, cur
     scale[:, :-1] = torch.where(h > 0, h.clamp_min(1e-300).rsqrt(), torch.ones_like(h))
     scale[:, -1] = curvature ** -0.5
     return scale
+
+
+def basis_or_none(x: torch.Tensor, precondition: bool) -> "FeatureBasis | None":
+    """:meth:`FeatureBasis.of` ``x`` when ``precondition`` and its width is at most :data:`MAX_BASIS_DIM`."""
+    if not precondition:
+        return None
+    if x.shape[1] > MAX_BASIS_DIM:
+        logger.info(f"{x.shape[1]}-d features: wider than {MAX_BASIS_DIM}, solved without the preconditioner")
+        return None
+    return FeatureBasis.of(x)

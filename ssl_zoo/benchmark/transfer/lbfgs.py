@@ -41,7 +41,7 @@ from typing import Callable, List, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from ssl_zoo.benchmark.transfer.basis import FeatureBasis, diagonal_preconditioner
+from ssl_zoo.benchmark.transfer.basis import FeatureBasis, basis_or_none, diagonal_preconditioner
 
 logger = logging.getLogger(__name__)
 
@@ -257,7 +257,7 @@ def sweep_regularisation(train_x: torch.Tensor, train_y: torch.Tensor, val_x: to
     fits: List[Optional[LogisticFit]] = [None] * len(lambdas)
     scores = [0.0] * len(lambdas)
     prev = None
-    basis = FeatureBasis.of(train_x) if precondition else None
+    basis = basis_or_none(train_x, precondition)
     for i in order:
         prev = fit_logistic(train_x, train_y, lambdas[i], num_classes, init=prev, mask=train_mask, tol=tol,
                             max_iter=max_iter, basis=basis)

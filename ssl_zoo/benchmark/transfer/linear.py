@@ -13,7 +13,7 @@ from typing import Dict, Sequence, Tuple
 
 import torch
 
-from ssl_zoo.benchmark.transfer.basis import FeatureBasis
+from ssl_zoo.benchmark.transfer.basis import basis_or_none
 from ssl_zoo.benchmark.transfer.lbfgs import fit_logistic, logistic_scores, sklearn_C, sweep_regularisation
 from ssl_zoo.benchmark.transfer.metrics import score_fn
 
@@ -63,7 +63,7 @@ def run_linear_transfer(feats: Dict[str, torch.Tensor], targets: Dict[str, torch
     x_all = torch.cat([x_tr, x_va])
     y_all, m_all = solver_targets(torch.cat([targets["train"], targets["val"]]), x_tr.dtype, x_tr.device)
     final = fit_logistic(x_all, y_all, lam, num_classes, init=sweep.best_fit, mask=m_all, tol=c.tol,
-                         max_iter=c.max_iter, basis=FeatureBasis.of(x_all) if c.precondition else None)
+                         max_iter=c.max_iter, basis=basis_or_none(x_all, c.precondition))
     test = float(score(logistic_scores(final, x_te), targets["test"]))
     return {"mode": "linear", "score": test, "best_lambda": lam, "sklearn_C": sklearn_C(lam),
             "val_score": sweep.val_scores[sweep.best_index],
