@@ -95,13 +95,12 @@ def _objective(theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, lam: float
         g = logp.exp_()
         g[torch.arange(len(y), device=y.device), y] -= 1.0
         g /= len(y)
-        strength = torch.full((w.shape[0], 1), lam / len(y), dtype=w.dtype, device=w.device)
     else:
         per_class = mask.sum(0).clamp_min(1.0)  # n_c: counted examples of each class
         bce = F.binary_cross_entropy_with_logits(logits, y, reduction="none") * mask
         loss = (bce.sum(0) / per_class).sum()
         g = (torch.sigmoid(logits) - y) * mask / per_class
-        strength = (lam / per_class)[:, None]
+    strength = _penalty_per_example(y, mask, lam, w.shape[0], w)
     grad = torch.empty_like(theta)
     torch.mm(g.t(), x, out=grad[:, :-1])
     grad[:, :-1].addcmul_(strength, w)
@@ -111,7 +110,8 @@ def _objective(theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, lam: float
 
 
 def _penalty_per_example(y: torch.Tensor, mask: Optional[torch.Tensor], lam: float, num_classes: int, like):
-    """``[C, 1]`` the penalty strength of each class' weights in ``J / n`` (as in :func:`_objective`)."""
+    """``[C, 1]`` the penalty strength of each class' weights in ``J / n``: ``lambda / n``, or ``lambda / n_c``
+    (counted examples of class c) for multi-label; used by :func:`_objective` and the preconditioner."""
     if y.dim() == 1:
         return torch.full((num_classes, 1), lam / len(y), dtype=like.dtype, device=like.device)
     return (lam / mask.sum(0).clamp_min(1.0))[:, None].to(like)
